@@ -1,3 +1,6 @@
+export * from './client/index.js'
 export * from './errors.js'
+export * from './http/index.js'
 export type * from './types.js'
+export * from './verifier/index.js'
 export type * from './verifier/types.js'
