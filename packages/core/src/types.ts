@@ -197,6 +197,11 @@ export interface M2MClientOptions {
 export interface M2MClient {
   /** The resolved API base, ending in `/v1`. */
   readonly apiUrl: string
+  /**
+   * A short, non-reversible fingerprint of the secret key (hex), so caches can be namespaced per
+   * key without ever holding the key itself.
+   */
+  readonly keyFingerprint: string
   createToken(params?: CreateTokenParams, options?: RequestOptions): Promise<M2MTokenWithSecret>
   listTokens(params: ListTokensParams, options?: RequestOptions): Promise<M2MTokenList>
   listAllTokens(params: ListAllTokensParams, options?: RequestOptions): AsyncIterable<M2MToken>
