@@ -1,0 +1,346 @@
+/**
+ * The client: one request loop (deadline, abort, retries) shared by the four operations.
+ */
+import { send as defaultTransport } from '#transport'
+import { type M2MApiError, M2MConnectionError } from '../errors.js'
+import type {
+  CreateTokenParams,
+  ListAllTokensParams,
+  ListTokensParams,
+  M2MClient,
+  M2MClientOptions,
+  M2MToken,
+  M2MTokenList,
+  M2MTokenWithSecret,
+  RequestOptions,
+  RevokeTokenParams,
+  VerifyTokenParams,
+} from '../types.js'
+import { connectionError, decodeApiError, redactor, wasNeverSent } from './api-errors.js'
+import { fetchTransport } from './fetch-adapter.js'
+import { fingerprintSecretKey } from './fingerprint.js'
+import { resolveClientOptions } from './options.js'
+import { backoffDelay, isRetryable, parseRetryAfter, resolveRetry } from './retry.js'
+import { BodyTooLargeError, type Transport } from './transport.js'
+import {
+  validateCreateTokenParams,
+  validateListAllTokensParams,
+  validateListTokensParams,
+  validateRequestOptions,
+  validateRevokeTokenParams,
+  validateVerifyTokenParams,
+} from './validation.js'
+import { USER_AGENT } from './version.js'
+import {
+  DecodeError,
+  decodeCreatedToken,
+  decodeToken,
+  decodeTokenList,
+  encodeCreateToken,
+  encodeListQuery,
+  encodeRevoke,
+} from './wire.js'
+
+/**
+ * Seams for deterministic tests; not part of the public API.
+ *
+ * @example
+ * buildM2MClient(options, { random: () => 0.5, sleep: async () => {} })
+ */
+export interface ClientInternals {
+  transport?: Transport
+  /** Uniform in [0, 1). @defaultValue Math.random */
+  random?: () => number
+  /** Resolves after `ms`, rejects when `signal` aborts. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  /** @defaultValue Date.now */
+  now?: () => number
+}
+
+interface Call<T> {
+  operation: 'createToken' | 'listTokens' | 'revokeToken' | 'verifyToken'
+  method: 'GET' | 'POST'
+  /** Below the base path, e.g. `/m2m_tokens/verify`. */
+  path: string
+  body: Record<string, unknown> | undefined
+  decode: (json: unknown) => T
+  /** createToken is not: a repeat after the server acted mints a second token. */
+  idempotent: boolean
+  /** Values to scrub from anything the server echoes back, beyond the secret key. */
+  secrets: string[]
+}
+
+/** Marks the deadline's abort, to tell it from the caller's. */
+const DEADLINE = Symbol('deadline')
+
+function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/**
+ * Builds a client; `createM2MClient` is this without the test seams.
+ *
+ * @throws {TypeError | RangeError} for invalid options or a missing key.
+ * @example
+ * const client = buildM2MClient({ secretKey: 'sk_test_…' })
+ */
+export function buildM2MClient(
+  options?: M2MClientOptions,
+  internals: ClientInternals = {},
+): M2MClient {
+  const resolved = resolveClientOptions(options)
+  const { secretKey, origin, basePath } = resolved
+  const transport =
+    internals.transport ?? (resolved.fetch ? fetchTransport(resolved.fetch) : defaultTransport)
+  const random = internals.random ?? Math.random
+  const sleep = internals.sleep ?? defaultSleep
+  const now = internals.now ?? Date.now
+  const baseHeaders: Record<string, string> = {
+    authorization: `Bearer ${secretKey}`,
+    accept: 'application/json',
+    'user-agent': USER_AGENT,
+  }
+  const jsonHeaders: Record<string, string> = {
+    ...baseHeaders,
+    'content-type': 'application/json',
+  }
+
+  async function attempt<T>(call: Call<T>, signal: AbortSignal): Promise<T> {
+    const redact = redactor([secretKey, ...call.secrets])
+    let response: Awaited<ReturnType<Transport>>
+    try {
+      response = await transport({
+        method: call.method,
+        origin,
+        path: basePath + call.path,
+        headers: call.body === undefined ? baseHeaders : jsonHeaders,
+        body: call.body === undefined ? undefined : JSON.stringify(call.body),
+        signal,
+      })
+    } catch (error) {
+      if (signal.aborted) throw error
+      throw connectionError(call.operation, origin, error)
+    }
+    let text: string | undefined
+    let readError: unknown
+    try {
+      text = await response.text()
+    } catch (error) {
+      if (signal.aborted) throw error
+      readError = error
+    }
+    const { status } = response
+    if (status < 200 || status > 299) {
+      throw decodeApiError({
+        operation: call.operation,
+        status,
+        header: response.header,
+        text,
+        retryAfterMs: parseRetryAfter(response.header('retry-after'), now()),
+        redact,
+      })
+    }
+    if (text === undefined) {
+      if (readError instanceof BodyTooLargeError) {
+        throw new M2MConnectionError(
+          'invalid_response',
+          `${call.operation}: the API answered ${status} with a body over the size limit`,
+          { cause: readError },
+        )
+      }
+      throw connectionError(call.operation, origin, readError, 'body')
+    }
+    try {
+      return call.decode(JSON.parse(text))
+    } catch (error) {
+      const why = error instanceof DecodeError ? error.message : 'the body is not valid JSON'
+      throw new M2MConnectionError(
+        'invalid_response',
+        `${call.operation}: the API answered ${status} with a body that is not the documented shape: ${why}`,
+        // A JSON.parse error quotes the body, which may hold the new token: keep only our reason.
+        { cause: error instanceof DecodeError ? error : undefined },
+      )
+    }
+  }
+
+  async function execute<T>(call: Call<T>, requestOptions: RequestOptions): Promise<T> {
+    const callerSignal = requestOptions.signal
+    if (callerSignal?.aborted) throw callerSignal.reason
+    const timeoutMs = requestOptions.timeoutMs ?? resolved.timeoutMs
+    const policy = resolveRetry(resolved.retry, requestOptions.retry)
+    const deadline = now() + timeoutMs
+    const controller = new AbortController()
+    const timer = setTimeout(() => controller.abort(DEADLINE), timeoutMs)
+    const onCallerAbort = () => controller.abort(callerSignal?.reason)
+    callerSignal?.addEventListener('abort', onCallerAbort, { once: true })
+    let lastError: M2MApiError | M2MConnectionError | undefined
+    let attempts = 0
+    const timedOut = () =>
+      new M2MConnectionError(
+        'timeout',
+        `${call.operation}: no answer from the Clerk API within ${timeoutMs} ms (${attempts} attempt${attempts === 1 ? '' : 's'})`,
+        lastError ? { cause: lastError } : undefined,
+      )
+    try {
+      for (let retryIndex = 0; ; retryIndex++) {
+        attempts++
+        try {
+          return await attempt(call, controller.signal)
+        } catch (error) {
+          if (callerSignal?.aborted) throw callerSignal.reason
+          if (controller.signal.aborted) throw timedOut()
+          const failure = error as M2MApiError | M2MConnectionError
+          const canRetry =
+            policy !== false &&
+            retryIndex < policy.maxRetries &&
+            isRetryable(failure, policy, {
+              idempotent: call.idempotent,
+              unsent: wasNeverSent(failure),
+            })
+          if (!canRetry) throw failure
+          const retryAfterMs = 'retryAfterMs' in failure ? failure.retryAfterMs : undefined
+          const delay = retryAfterMs ?? backoffDelay(retryIndex, policy, random)
+          // Waiting past the deadline only to time out would hide the real failure.
+          if (now() + delay >= deadline) throw failure
+          lastError = failure
+          try {
+            await sleep(delay, controller.signal)
+          } catch (sleepError) {
+            if (callerSignal?.aborted) throw callerSignal.reason
+            if (controller.signal.aborted) throw timedOut()
+            throw sleepError
+          }
+        }
+      }
+    } finally {
+      clearTimeout(timer)
+      callerSignal?.removeEventListener('abort', onCallerAbort)
+    }
+  }
+
+  function listPage(params: ListTokensParams, requestOptions: RequestOptions) {
+    return execute<M2MTokenList>(
+      {
+        operation: 'listTokens',
+        method: 'GET',
+        path: `/m2m_tokens${encodeListQuery(params)}`,
+        body: undefined,
+        decode: decodeTokenList,
+        idempotent: true,
+        secrets: [],
+      },
+      requestOptions,
+    )
+  }
+
+  const client: M2MClient = {
+    apiUrl: origin + basePath,
+    keyFingerprint: fingerprintSecretKey(secretKey),
+
+    createToken(params?: CreateTokenParams, requestOptions?: RequestOptions) {
+      try {
+        const p = validateCreateTokenParams(params)
+        const o = validateRequestOptions('createToken', requestOptions)
+        return execute<M2MTokenWithSecret>(
+          {
+            operation: 'createToken',
+            method: 'POST',
+            path: '/m2m_tokens',
+            body: encodeCreateToken(p),
+            decode: decodeCreatedToken,
+            idempotent: false,
+            secrets: [],
+          },
+          o,
+        )
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    },
+
+    listTokens(params: ListTokensParams, requestOptions?: RequestOptions) {
+      try {
+        const p = validateListTokensParams(params)
+        return listPage(p, validateRequestOptions('listTokens', requestOptions))
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    },
+
+    listAllTokens(params: ListAllTokensParams, requestOptions?: RequestOptions) {
+      // Checked here, not on first iteration, so the mistake surfaces where it was made.
+      const p = validateListAllTokensParams(params)
+      const o = validateRequestOptions('listAllTokens', requestOptions)
+      const limit = p.pageSize ?? 100
+      return {
+        async *[Symbol.asyncIterator]() {
+          let offset = 0
+          for (;;) {
+            const page = await listPage(
+              { subject: p.subject, revoked: p.revoked, expired: p.expired, limit, offset },
+              o,
+            )
+            yield* page.m2mTokens
+            offset += page.m2mTokens.length
+            // An empty page ends it too, in case tokens vanish while paging and the count lies.
+            if (page.m2mTokens.length === 0 || offset >= page.totalCount) return
+          }
+        },
+      }
+    },
+
+    revokeToken(params: RevokeTokenParams, requestOptions?: RequestOptions) {
+      try {
+        const p = validateRevokeTokenParams(params)
+        const o = validateRequestOptions('revokeToken', requestOptions)
+        return execute<M2MToken>(
+          {
+            operation: 'revokeToken',
+            method: 'POST',
+            path: `/m2m_tokens/${p.m2mTokenId}/revoke`,
+            body: encodeRevoke(p),
+            decode: decodeToken,
+            idempotent: true,
+            secrets: [],
+          },
+          o,
+        )
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    },
+
+    verifyToken(params: VerifyTokenParams, requestOptions?: RequestOptions) {
+      try {
+        const p = validateVerifyTokenParams(params)
+        const o = validateRequestOptions('verifyToken', requestOptions)
+        return execute<M2MToken>(
+          {
+            operation: 'verifyToken',
+            method: 'POST',
+            path: '/m2m_tokens/verify',
+            body: { token: p.token },
+            decode: decodeToken,
+            idempotent: true,
+            secrets: [p.token],
+          },
+          o,
+        )
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    },
+  }
+  return client
+}

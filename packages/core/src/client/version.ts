@@ -1,0 +1,5 @@
+/** This package's version, sent in the User-Agent (a test keeps it equal to package.json). */
+export const VERSION = '0.1.0'
+
+/** The User-Agent of every request. */
+export const USER_AGENT: string = `m2m-guard/${VERSION}`
