@@ -1,1 +1,163 @@
-export {}
+/**
+ * Hono middleware (Node, Bun, Cloudflare Workers) over `@m2m-guard/core`: it reads the request,
+ * asks the core's guard, and throws the core's answer as an `HTTPException`. Every decision
+ * (parsing, policy, rendering) is in the core.
+ */
+import {
+  createM2MGuard,
+  hasM2MEnv,
+  M2M_ENV_VARIABLES,
+  type M2MAuth,
+  type M2MGuard,
+  type M2MGuardOptions,
+  type RenderedAuthError,
+  renderAuthError,
+  validateM2MGuardOptions,
+  verifierOptionsFromEnv,
+} from '@m2m-guard/core'
+import type { Context, MiddlewareHandler } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** The verified M2M identity, set by `requireM2M()` (not set on optional routes without credentials). */
+    m2m: M2MAuth
+  }
+}
+
+export type { M2MAuth, M2MAuthErrorCode, M2MClaims } from '@m2m-guard/core'
+export { M2MAuthError } from '@m2m-guard/core'
+
+/**
+ * Options of `requireM2M`: verifier options (or a shared `verifier`), the route policy
+ * (`allowedSubjects`, `requireClaims`, `optional`), `getToken`, `realm`, `onError`. Callbacks
+ * receive the Hono `Context`.
+ *
+ * @example
+ * const options: RequireM2MOptions = { machineId: 'mch_reports', allowedSubjects: ['mch_cron'] }
+ */
+export type RequireM2MOptions = M2MGuardOptions<Context>
+
+/**
+ * The middleware `requireM2M` returns: a Hono `MiddlewareHandler`, plus `close()` to release the
+ * verifiers it built (timers, connection pool) on Node when the server shuts down.
+ *
+ * @example
+ * const guard: M2MMiddleware = requireM2M()
+ * process.on('SIGTERM', () => void guard.close())
+ */
+export interface M2MMiddleware extends MiddlewareHandler {
+  close(): Promise<void>
+}
+
+type StatusOf = NonNullable<ConstructorParameters<typeof HTTPException>[0]>
+
+function toHTTPException(response: RenderedAuthError, cause: unknown): HTTPException {
+  const res = new Response(response.bodyText, {
+    status: response.status,
+    headers: response.headers,
+  })
+  return new HTTPException(response.status as StatusOf, {
+    res,
+    message: response.body.error_description,
+    cause,
+  })
+}
+
+// Workers put variables in c.env (bindings); Node and Bun in process.env. Hono's env() helper
+// reads process.env on Node even when the app was given bindings, so look at c.env first.
+function environmentOf(c: Context): Readonly<Record<string, unknown>> {
+  if (hasM2MEnv(c.env)) return c.env
+  return (globalThis as { process?: { env?: Record<string, unknown> } }).process?.env ?? {}
+}
+
+/**
+ * Guards Hono routes with Clerk M2M tokens, on Node, Bun and Cloudflare Workers. The secret key,
+ * API URL and JWT key come from `c.env` on Workers and `process.env` elsewhere
+ * (`CLERK_MACHINE_SECRET_KEY`, `CLERK_SECRET_KEY`, `CLERK_API_URL`, `CLERK_JWT_KEY`); explicit
+ * options win. Because Workers bindings exist only inside a request, the verifier is built on the
+ * first request and then reused for every request that sees the same values of those variables:
+ * once per isolate, never per request. Static options are validated at once (a `TypeError` names
+ * a wrong option). On success `c.get('m2m')` is the identity; a rejection is thrown as an
+ * `HTTPException` carrying the behaviour-table response, so `app.onError` sees it and Hono's
+ * default handler sends it as is.
+ *
+ * @param [options={}] - See `RequireM2MOptions`; or a function of the context returning them,
+ * called on the first request of each environment (read bindings in it, not per-request data).
+ * @throws TypeError naming a wrong static option.
+ * @example
+ * import { Hono } from 'hono'
+ * import { requireM2M } from '@m2m-guard/hono'
+ *
+ * const app = new Hono()
+ * app.use('/internal/*', requireM2M((c) => ({ machineId: c.env.MACHINE_ID })))
+ * app.get('/internal/report', (c) => c.json({ caller: c.get('m2m').subject }))
+ * export default app
+ */
+export function requireM2M(
+  options: RequireM2MOptions | ((c: Context) => RequireM2MOptions) = {},
+): M2MMiddleware {
+  const context = { name: 'requireM2M' }
+  if (typeof options !== 'function') validateM2MGuardOptions(options, context)
+  // One guard (and verifier) per distinct environment, keyed by the values that configure it, so
+  // even a fresh env object per request cannot make a verifier per request.
+  const guards = new Map<string, M2MGuard<Context> | { failed: unknown }>()
+
+  function guardFor(c: Context): M2MGuard<Context> {
+    const env = environmentOf(c)
+    const key = JSON.stringify(M2M_ENV_VARIABLES.map((name) => env[name] ?? null))
+    let entry = guards.get(key)
+    if (entry === undefined) {
+      try {
+        const resolved = typeof options === 'function' ? options(c) : options
+        // A shared verifier was configured by its owner; otherwise the environment fills in
+        // what the options leave out.
+        const withEnv =
+          resolved.verifier === undefined
+            ? { ...verifierOptionsFromEnv(env), ...definedOnly(resolved) }
+            : resolved
+        entry = createM2MGuard<Context>(withEnv, context)
+      } catch (err) {
+        // Remember the failure: retrying would build (and fail) once per request.
+        entry = { failed: err }
+      }
+      guards.set(key, entry)
+    }
+    if ('failed' in entry) throw entry.failed
+    return entry
+  }
+
+  // Not named requireM2M: the bundler would rename a shadowing name, and stack traces with it.
+  async function requireM2MMiddleware(c: Context, next: () => Promise<void>): Promise<void> {
+    let guard: M2MGuard<Context>
+    try {
+      guard = guardFor(c)
+    } catch (err) {
+      // Fail closed: a guard that cannot be built answers 500, never lets the request through.
+      throw toHTTPException(renderAuthError(err), err)
+    }
+    const result = await guard.authenticate({
+      method: c.req.method,
+      authorization: c.req.header('authorization'),
+      accessControlRequestMethod: c.req.header('access-control-request-method'),
+      native: c,
+    })
+    if (!result.ok) throw toHTTPException(result.response, result.error)
+    if (result.auth) c.set('m2m', result.auth)
+    await next()
+  }
+
+  return Object.assign(requireM2MMiddleware, {
+    async close() {
+      const built = [...guards.values()]
+      guards.clear()
+      await Promise.all(built.map((entry) => ('failed' in entry ? undefined : entry.close())))
+    },
+  })
+}
+
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(options).filter(([, value]) => value !== undefined),
+  ) as Partial<T>
+}
