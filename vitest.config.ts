@@ -23,7 +23,10 @@ export default defineConfig({
       ...dirs.map((dir) => ({
         extends: true as const,
         test: {
-          name: dir.split('/').pop() as string,
+          // examples/express and packages/express must not share a project name.
+          name: dir.startsWith('examples/')
+            ? `example-${dir.split('/').pop()}`
+            : (dir.split('/').pop() as string),
           root: dir,
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
         },

@@ -1,0 +1,4 @@
+import { runBehaviourTable } from './run.js'
+import { express5Target } from './targets/express.js'
+
+runBehaviourTable(express5Target)

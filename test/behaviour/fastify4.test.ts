@@ -1,0 +1,4 @@
+import { runBehaviourTable } from './run.js'
+import { fastify4Target } from './targets/fastify.js'
+
+runBehaviourTable(fastify4Target)

@@ -1,0 +1,4 @@
+import { runBehaviourTable } from './run.js'
+import { fastify5Target } from './targets/fastify.js'
+
+runBehaviourTable(fastify5Target)

@@ -1,0 +1,4 @@
+import { runBehaviourTable } from './run.js'
+import { honoNodeTarget } from './targets/hono.js'
+
+runBehaviourTable(honoNodeTarget)

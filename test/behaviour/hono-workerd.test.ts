@@ -1,0 +1,4 @@
+import { runBehaviourTable } from './run.js'
+import { honoWorkerdTarget } from './targets/hono.js'
+
+runBehaviourTable(honoWorkerdTarget)
