@@ -8,15 +8,62 @@
 //   node scripts/complete-lockfile.mjs --check  (exits 1 when entries are missing)
 import { readFileSync, writeFileSync } from 'node:fs'
 
-const OS = ['darwin', 'linux', 'win32', 'android', 'freebsd', 'openbsd', 'netbsd', 'sunos', 'aix', 'openharmony', 'cygwin']
-const CPU = ['x64', 'arm64', 'arm', 'ia32', 'ppc64', 'ppc64le', 's390x', 'riscv64', 'loong64', 'mips64el', 'wasm32', 'x32', 'armv7']
-const ALIASES = { win: 'win32', windows: 'win32', macos: 'darwin', mac: 'darwin', amd64: 'x64', x86_64: 'x64', aarch64: 'arm64', 'arm64ec': 'arm64', armeabi: 'arm', eabi: null, gnueabihf: null, x86: 'ia32', '386': 'ia32' }
+const OS = [
+  'darwin',
+  'linux',
+  'win32',
+  'android',
+  'freebsd',
+  'openbsd',
+  'netbsd',
+  'sunos',
+  'aix',
+  'openharmony',
+  'cygwin',
+]
+const CPU = [
+  'x64',
+  'arm64',
+  'arm',
+  'ia32',
+  'ppc64',
+  'ppc64le',
+  's390x',
+  'riscv64',
+  'loong64',
+  'mips64el',
+  'wasm32',
+  'x32',
+  'armv7',
+]
+const ALIASES = {
+  win: 'win32',
+  windows: 'win32',
+  macos: 'darwin',
+  mac: 'darwin',
+  amd64: 'x64',
+  x86_64: 'x64',
+  aarch64: 'arm64',
+  arm64ec: 'arm64',
+  armeabi: 'arm',
+  eabi: null,
+  gnueabihf: null,
+  x86: 'ia32',
+  386: 'ia32',
+}
 
 function platformOf(name) {
-  const tokens = name.replace(/^@[^/]+\//, '').split(/[-_.]/).map((t) => ALIASES[t] ?? t)
+  const tokens = name
+    .replace(/^@[^/]+\//, '')
+    .split(/[-_.]/)
+    .map((t) => ALIASES[t] ?? t)
   const os = tokens.find((t) => OS.includes(t))
   const cpu = tokens.find((t) => CPU.includes(t))
-  const libc = tokens.includes('musl') ? 'musl' : tokens.includes('gnu') || tokens.includes('glibc') ? 'glibc' : undefined
+  const libc = tokens.includes('musl')
+    ? 'musl'
+    : tokens.includes('gnu') || tokens.includes('glibc')
+      ? 'glibc'
+      : undefined
   return { os, cpu, libc }
 }
 
@@ -44,7 +91,9 @@ for (const [pkgPath, meta] of Object.entries(packages)) {
     const { os, cpu, libc } = platformOf(name)
     if (!os && !cpu) continue // not a platform binary: leave it to npm
     const version = String(spec).replace(/^[\^~=]/, '')
-    const target = packages[`node_modules/${name}`] ? `${pkgPath}/node_modules/${name}` : `node_modules/${name}`
+    const target = packages[`node_modules/${name}`]
+      ? `${pkgPath}/node_modules/${name}`
+      : `node_modules/${name}`
     const entry = { version, optional: true }
     if (meta.dev) entry.dev = true
     if (os) entry.os = [os]
@@ -57,13 +106,19 @@ for (const [pkgPath, meta] of Object.entries(packages)) {
 
 if (process.argv.includes('--check')) {
   if (added.length) {
-    console.error(`package-lock.json lacks ${added.length} optional platform packages; run node scripts/complete-lockfile.mjs`)
+    console.error(
+      `package-lock.json lacks ${added.length} optional platform packages; run node scripts/complete-lockfile.mjs`,
+    )
     process.exit(1)
   }
   process.exit(0)
 }
 if (added.length) {
-  lock.packages = Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a < b ? -1 : a > b ? 1 : 0)))
+  lock.packages = Object.fromEntries(
+    Object.entries(packages).sort(([a], [b]) =>
+      a === '' ? -1 : b === '' ? 1 : a < b ? -1 : a > b ? 1 : 0,
+    ),
+  )
   writeFileSync(path, `${JSON.stringify(lock, null, 2)}\n`)
 }
 console.log(`complete-lockfile: added ${added.length} optional platform entries`)
