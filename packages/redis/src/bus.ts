@@ -1,0 +1,466 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import type { RevocationBus } from '@m2m-guard/core'
+import { Cluster } from 'ioredis'
+import {
+  type Connection,
+  openConnection,
+  quit,
+  type RedisClient,
+  type RedisConnectionOptions,
+} from './connection.js'
+import { RedisTierError } from './errors.js'
+import { checkPrefix, DEFAULT_PREFIX, isTokenId } from './names.js'
+
+/**
+ * What the bus reports through `onEvent`. Token ids only; never a token, key or secret.
+ *
+ * @example
+ * redisRevocationBus({ url, onEvent: (e) => e.type === 'bus_disconnected' && log.warn(e) })
+ */
+export type RedisBusEvent =
+  /** Subscribed (first time or after a reconnect) and caught up with the record. */
+  | { type: 'bus_subscribed'; replayed: number }
+  /** The subscriber connection dropped; messages may be missed until `bus_subscribed`. */
+  | { type: 'bus_disconnected' }
+  /** Reading the record failed; retried shortly and on every `resyncIntervalMs`. */
+  | { type: 'bus_resync_failed'; message: string }
+  /** Revocations found in the record that pub/sub had not delivered (missed messages). */
+  | { type: 'bus_replayed'; ids: string[] }
+  /** `publish` could not reach Redis; the id is kept and published when Redis is back. */
+  | { type: 'bus_publish_failed'; id: string; message: string; pending: number }
+  /** Ids kept from failed publishes went out. */
+  | { type: 'bus_pending_flushed'; ids: string[] }
+  /** With `hmacKey`: a revocation without a valid HMAC was ignored (someone else writes to Redis). */
+  | { type: 'bus_unauthenticated'; source: 'message' | 'record' }
+
+/**
+ * Options of `redisRevocationBus`.
+ *
+ * @example
+ * const options: RedisRevocationBusOptions = { url: process.env.REDIS_URL, retentionMs: 3_600_000 }
+ */
+export interface RedisRevocationBusOptions extends RedisConnectionOptions {
+  /** Namespace of the revocation record; use the same one as the store. @defaultValue 'm2m-guard' */
+  prefix?: string
+  /** Pub/sub channel. @defaultValue `${prefix}:revocations` */
+  channel?: string
+  /**
+   * How long a revocation stays in the Redis record and in each instance's memory. Must be at
+   * least the longest cache `ttlMs` in the fleet; a linked store never keeps an entry longer.
+   * @defaultValue 3600000 (1 hour)
+   */
+  retentionMs?: number
+  /**
+   * How often each instance reads the record even without a reconnect, a safety net for
+   * messages lost without a visible disconnect (failover, half-open sockets). 0 turns it off.
+   * @defaultValue 5000
+   */
+  resyncIntervalMs?: number
+  /**
+   * A secret (≥ 32 characters) every instance shares: revocations carry its HMAC, and ones
+   * without it are ignored. Without it, whoever can publish to Redis can make every instance
+   * reject a valid token (never accept an invalid one). The store's `hmacKey` may be the same.
+   */
+  hmacKey?: string
+  onEvent?: (event: RedisBusEvent) => void
+  /** Injectable clock for tests. @defaultValue Date.now */
+  now?: () => number
+}
+
+/**
+ * A `RevocationBus` over Redis pub/sub, backed by a record (a Redis stream) that instances read
+ * after every (re)subscribe, so a message missed during a disconnect is still honoured.
+ *
+ * @example
+ * const bus = redisRevocationBus({ url: process.env.REDIS_URL })
+ * const verifier = createM2MVerifier({ revocationBus: bus })
+ */
+export interface RedisRevocationBus extends RevocationBus {
+  /**
+   * Records the revocation in Redis, then publishes it. Local listeners hear it at once, even
+   * when Redis is down; then the promise rejects with a `RedisTierError` and the id is published
+   * when Redis is reachable again (within `retentionMs`).
+   */
+  publish(m2mTokenId: string): Promise<void>
+  subscribe(listener: (m2mTokenId: string) => void): () => void
+  /** Whether this instance has heard of this id's revocation within `retentionMs`. */
+  isRevoked(m2mTokenId: string): boolean
+  readonly retentionMs: number
+  /** Resolves once subscribed and caught up with the record (first time). */
+  ready(): Promise<void>
+  /** Unsubscribes, stops timers, closes the connections the bus opened. */
+  close(): Promise<void>
+}
+
+const PAGE = 500
+const MAX_REMEMBERED = 100_000
+const MESSAGE_VERSION = 1
+
+/**
+ * Creates a revocation bus shared by every instance that uses the same Redis and prefix.
+ *
+ * @param options.client - your ioredis client (shared, not closed by `close()`), or
+ * @param options.url - a `redis://` URL the bus connects to itself.
+ * @param [options.prefix='m2m-guard'] - namespace of the record; same as the store's.
+ * @param [options.channel] - pub/sub channel, default `${prefix}:revocations`.
+ * @param [options.retentionMs=3600000] - life of the record; ≥ the longest cache ttlMs.
+ * @param [options.resyncIntervalMs=5000] - periodic catch-up read; 0 disables.
+ * @param [options.hmacKey] - shared secret that authenticates revocations.
+ * @param [options.commandTimeoutMs=200] - deadline of one Redis command.
+ * @throws {TypeError} when an option is invalid (names the option).
+ * @example
+ * import { createM2MVerifier } from '@m2m-guard/core'
+ * import { redisCacheStore, redisRevocationBus } from '@m2m-guard/redis'
+ *
+ * const bus = redisRevocationBus({ url: 'redis://127.0.0.1:6379' })
+ * const store = redisCacheStore({ url: 'redis://127.0.0.1:6379', revocationBus: bus })
+ * const verifier = createM2MVerifier({ cache: { store }, revocationBus: bus })
+ * await verifier.revoke('mt_…') // every instance drops it within ~100 ms
+ */
+export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRevocationBus {
+  const who = 'redisRevocationBus'
+  const prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX, who)
+  const channel = options.channel ?? `${prefix}:revocations`
+  if (!/^[\x21-\x7e]{1,256}$/.test(channel)) {
+    throw new TypeError(`${who}: channel must be 1-256 printable characters without spaces`)
+  }
+  const retentionMs = options.retentionMs ?? 3_600_000
+  if (!Number.isInteger(retentionMs) || retentionMs < 1_000) {
+    throw new TypeError(`${who}: retentionMs must be an integer ≥ 1000 (≥ the longest cache ttlMs)`)
+  }
+  const resyncIntervalMs = options.resyncIntervalMs ?? 5_000
+  if (!Number.isFinite(resyncIntervalMs) || resyncIntervalMs < 0) {
+    throw new TypeError(`${who}: resyncIntervalMs must be ≥ 0 (0 disables)`)
+  }
+  const hmacKey = options.hmacKey
+  if (hmacKey !== undefined && (typeof hmacKey !== 'string' || hmacKey.length < 32)) {
+    throw new TypeError(`${who}: hmacKey must be a secret of at least 32 characters`)
+  }
+  const now = options.now ?? Date.now
+  const onEvent = options.onEvent
+  const recordKey = `${prefix}:revoked`
+  // Bound to the channel, so a revocation signed for one fleet is not accepted by another.
+  const macOf = (m2mTokenId: string): string =>
+    hmacKey === undefined
+      ? ''
+      : createHmac('sha256', hmacKey).update(`${channel}\n${m2mTokenId}`).digest('base64url')
+  const authentic = (m2mTokenId: string, mac: string | undefined): boolean => {
+    if (hmacKey === undefined) return true
+    if (mac === undefined) return false
+    const expected = Buffer.from(macOf(m2mTokenId))
+    const actual = Buffer.from(mac)
+    return actual.length === expected.length && timingSafeEqual(actual, expected)
+  }
+
+  const conn: Connection = openConnection(options, who)
+  // Subscribing turns a connection into subscriber mode, so the bus always has its own.
+  const sub: RedisClient =
+    conn.client instanceof Cluster ? conn.client.duplicate() : conn.client.duplicate()
+  sub.on('error', () => {})
+
+  const listeners = new Set<(m2mTokenId: string) => void>()
+  /** Token id → until when this instance treats it as revoked. */
+  const revoked = new Map<string, number>()
+  /** Stream entry ids already handled, so pub/sub and the record do not emit an id twice. */
+  const seen = new Map<string, number>()
+  /** Ids whose publish failed, kept until Redis is back or their retention ends. */
+  const pending = new Map<string, number>()
+  /**
+   * Last stream id read from the record. Only the record advances it: pub/sub may deliver two
+   * publishers' messages out of stream order, but a range read is a consistent snapshot.
+   */
+  let cursor: string | undefined
+  let subscribed = false
+  let closed = false
+  let resyncing: Promise<void> | undefined
+  let resyncAgain = false
+  let subscribeGeneration = 0
+  let announcedGeneration = 0
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
+  let resolveReady: () => void = () => {}
+  const readyPromise = new Promise<void>((resolve) => {
+    resolveReady = resolve
+  })
+
+  const emit = (event: RedisBusEvent): void => {
+    try {
+      onEvent?.(event)
+    } catch {
+      // An observer's bug must not break revocation.
+    }
+  }
+
+  const prune = (map: Map<string, number>, limit: number): void => {
+    const t = now()
+    for (const [key, until] of map) {
+      // Maps keep insertion order and every entry gets the same retention, so the oldest come first.
+      if (until > t && map.size <= limit) break
+      map.delete(key)
+    }
+  }
+
+  const remember = (m2mTokenId: string): void => {
+    revoked.delete(m2mTokenId)
+    revoked.set(m2mTokenId, now() + retentionMs)
+    if (revoked.size > MAX_REMEMBERED || revoked.size % 1_000 === 0) prune(revoked, MAX_REMEMBERED)
+  }
+
+  const notify = (m2mTokenId: string): void => {
+    for (const listener of listeners) {
+      try {
+        listener(m2mTokenId)
+      } catch {
+        // One failing listener must not keep the others from evicting.
+      }
+    }
+  }
+
+  /** Returns whether the entry was new. */
+  const handle = (streamId: string | undefined, m2mTokenId: string): boolean => {
+    if (streamId !== undefined) {
+      if (seen.has(streamId)) return false
+      seen.set(streamId, now() + retentionMs)
+      if (seen.size > MAX_REMEMBERED || seen.size % 1_000 === 0) prune(seen, MAX_REMEMBERED)
+    }
+    remember(m2mTokenId)
+    notify(m2mTokenId)
+    return true
+  }
+
+  sub.on('message', (from: string, message: string) => {
+    if (from !== channel) return
+    const parsed = parseMessage(message)
+    if (!parsed) return
+    if (!authentic(parsed.m2mTokenId, parsed.mac)) {
+      emit({ type: 'bus_unauthenticated', source: 'message' })
+      return
+    }
+    handle(parsed.streamId, parsed.m2mTokenId)
+  })
+
+  const record = async (m2mTokenId: string): Promise<string> => {
+    // MINID trims entries older than the retention; PEXPIRE drops the whole record after a
+    // quiet period. Both keep the record bounded without a cleanup job.
+    const minId = String(Math.max(0, now() - retentionMs))
+    const streamId = await conn.run('publish', (c) =>
+      hmacKey === undefined
+        ? c.xadd(recordKey, 'MINID', '~', minId, '*', 'id', m2mTokenId)
+        : c.xadd(recordKey, 'MINID', '~', minId, '*', 'id', m2mTokenId, 'mac', macOf(m2mTokenId)),
+    )
+    if (typeof streamId !== 'string') {
+      throw new RedisTierError('command_failed', 'Redis publish: XADD returned no entry id')
+    }
+    seen.set(streamId, now() + retentionMs)
+    await conn.run('publish', (c) => c.pexpire(recordKey, retentionMs))
+    await conn.run('publish', (c) =>
+      c.publish(
+        channel,
+        JSON.stringify({
+          v: MESSAGE_VERSION,
+          sid: streamId,
+          id: m2mTokenId,
+          ...(hmacKey === undefined ? {} : { mac: macOf(m2mTokenId) }),
+        }),
+      ),
+    )
+    return streamId
+  }
+
+  const flushPending = async (): Promise<void> => {
+    if (pending.size === 0) return
+    prune(pending, MAX_REMEMBERED)
+    const flushed: string[] = []
+    for (const m2mTokenId of [...pending.keys()]) {
+      await record(m2mTokenId)
+      pending.delete(m2mTokenId)
+      flushed.push(m2mTokenId)
+    }
+    if (flushed.length > 0) emit({ type: 'bus_pending_flushed', ids: flushed })
+  }
+
+  const readRecord = async (): Promise<string[]> => {
+    const replayed: string[] = []
+    // First read: the whole retained window, so a new instance also knows recent revocations.
+    let start = cursor === undefined ? String(Math.max(0, now() - retentionMs)) : `(${cursor}`
+    for (;;) {
+      const entries = await conn.run('resync', (c) =>
+        c.xrange(recordKey, start, '+', 'COUNT', PAGE),
+      )
+      for (const [streamId, fields] of entries) {
+        cursor = streamId
+        const m2mTokenId = fieldValue(fields, 'id')
+        if (!isTokenId(m2mTokenId)) continue
+        if (!authentic(m2mTokenId, fieldValue(fields, 'mac'))) {
+          emit({ type: 'bus_unauthenticated', source: 'record' })
+          continue
+        }
+        if (handle(streamId, m2mTokenId)) replayed.push(m2mTokenId)
+      }
+      if (entries.length < PAGE || cursor === undefined) return replayed
+      start = `(${cursor}`
+    }
+  }
+
+  const runResync = async (): Promise<number> => {
+    await flushPending()
+    const replayed = await readRecord()
+    if (replayed.length > 0) emit({ type: 'bus_replayed', ids: replayed })
+    return replayed.length
+  }
+
+  // Backs off while Redis stays down, so an outage does not turn into a stream of retries.
+  let retryDelayMs = 250
+  const scheduleRetry = (): void => {
+    if (closed || retryTimer) return
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined
+      void resync()
+    }, retryDelayMs)
+    retryDelayMs = Math.min(retryDelayMs * 2, 5_000)
+    retryTimer.unref?.()
+  }
+
+  /** One resync at a time; a request during one runs another after it (its snapshot is newer). */
+  const resync = (): Promise<void> => {
+    if (resyncing) {
+      resyncAgain = true
+      return resyncing
+    }
+    resyncing = (async () => {
+      do {
+        resyncAgain = false
+        const generation = subscribeGeneration
+        try {
+          const replayed = await runResync()
+          retryDelayMs = 250
+          // Announce only a catch-up that started after the latest subscribe.
+          if (generation > announcedGeneration) {
+            announcedGeneration = generation
+            emit({ type: 'bus_subscribed', replayed })
+            resolveReady()
+          }
+        } catch (err) {
+          if (closed) return
+          emit({ type: 'bus_resync_failed', message: messageOf(err) })
+          scheduleRetry()
+          return
+        }
+      } while (resyncAgain && !closed)
+    })().finally(() => {
+      resyncing = undefined
+    })
+    return resyncing
+  }
+
+  const onSubReady = async (): Promise<void> => {
+    try {
+      // Resolves only after Redis registered the subscription (replies are in order), so the
+      // record read below cannot miss a revocation that pub/sub would not deliver either.
+      await sub.subscribe(channel)
+    } catch (err) {
+      emit({ type: 'bus_resync_failed', message: messageOf(err) })
+      return // the next 'ready' retries
+    }
+    if (closed) return
+    subscribed = true
+    subscribeGeneration += 1
+    // A resync in flight may predate the subscription; the flag makes it run once more.
+    resyncAgain = true
+    await resync()
+  }
+  sub.on('ready', () => void onSubReady())
+  sub.on('close', () => {
+    if (subscribed && !closed) {
+      subscribed = false
+      emit({ type: 'bus_disconnected' })
+    }
+  })
+
+  const interval =
+    resyncIntervalMs > 0
+      ? setInterval(() => {
+          if (subscribed) void resync()
+        }, resyncIntervalMs)
+      : undefined
+  interval?.unref?.()
+
+  return {
+    retentionMs,
+    async publish(m2mTokenId: string): Promise<void> {
+      if (!isTokenId(m2mTokenId)) {
+        throw new TypeError('redisRevocationBus.publish: m2mTokenId must be a token id (mt_…)')
+      }
+      if (closed) throw new RedisTierError('closed', 'Redis publish: the bus was closed')
+      // This instance evicts at once, whatever Redis does.
+      handle(undefined, m2mTokenId)
+      try {
+        await record(m2mTokenId)
+      } catch (err) {
+        pending.delete(m2mTokenId)
+        pending.set(m2mTokenId, now() + retentionMs)
+        emit({
+          type: 'bus_publish_failed',
+          id: m2mTokenId,
+          message: messageOf(err),
+          pending: pending.size,
+        })
+        scheduleRetry()
+        throw err instanceof RedisTierError
+          ? err
+          : new RedisTierError('command_failed', 'Redis publish failed', { cause: err })
+      }
+    },
+    subscribe(listener: (m2mTokenId: string) => void): () => void {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    },
+    isRevoked(m2mTokenId: string): boolean {
+      const until = revoked.get(m2mTokenId)
+      return until !== undefined && until > now()
+    },
+    ready(): Promise<void> {
+      return readyPromise
+    },
+    async close(): Promise<void> {
+      if (closed) return
+      closed = true
+      subscribed = false
+      listeners.clear()
+      if (interval) clearInterval(interval)
+      if (retryTimer) clearTimeout(retryTimer)
+      await resyncing?.catch(() => {})
+      await Promise.all([quit(sub), conn.close()])
+    },
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : 'unknown error'
+}
+
+function fieldValue(fields: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === name) return fields[i + 1]
+  }
+  return undefined
+}
+
+/** @internal Parses a bus message; anything foreign is `undefined` (ignored). */
+export function parseMessage(
+  message: string,
+): { streamId: string | undefined; m2mTokenId: string; mac?: string } | undefined {
+  if (message.length > 1_024) return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(message)
+  } catch {
+    return undefined
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined
+  const { v, sid, id, mac } = parsed as Record<string, unknown>
+  if (v !== MESSAGE_VERSION || !isTokenId(id)) return undefined
+  const streamId = typeof sid === 'string' && /^\d+-\d+$/.test(sid) ? sid : undefined
+  return typeof mac === 'string' ? { streamId, m2mTokenId: id, mac } : { streamId, m2mTokenId: id }
+}

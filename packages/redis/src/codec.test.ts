@@ -1,0 +1,93 @@
+import type { CachedVerification } from '@m2m-guard/core'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { parseMessage } from './bus.js'
+import { decodeEntry, encodeEntry } from './codec.js'
+import { RedisTierError } from './errors.js'
+import { looksLikeRawToken } from './names.js'
+
+const codec = { hmacKey: undefined, maxValueBytes: 32_768 }
+const key = `m2m-guard:v1:0123456789abcdef:${'h'.repeat(43)}`
+const entry: CachedVerification = {
+  auth: {
+    tokenType: 'm2m_token',
+    format: 'jwt',
+    id: 'jti-1',
+    subject: 'mch_caller',
+    scopes: ['mch_a', 'mch_b'],
+    claims: { nested: { ok: true } },
+    expiration: null,
+  },
+  expiresAt: 1_900_000_000_000,
+}
+
+describe('codec', () => {
+  it('round-trips an entry, with and without an HMAC', () => {
+    expect(decodeEntry(key, encodeEntry(key, entry, codec), codec)).toEqual(entry)
+    const signed = { hmacKey: 'k'.repeat(32), maxValueBytes: 32_768 }
+    expect(decodeEntry(key, encodeEntry(key, entry, signed), signed)).toEqual(entry)
+  })
+
+  it('never returns an identity for arbitrary bytes, and only ever throws invalid_value', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.json().map((j) => `m2mg1.-.${j}`),
+        ),
+        (raw) => {
+          try {
+            decodeEntry(key, raw, codec)
+            return false
+          } catch (err) {
+            return err instanceof RedisTierError && err.code === 'invalid_value'
+          }
+        },
+      ),
+    )
+  })
+
+  it('refuses a flipped byte under an HMAC', () => {
+    const signed = { hmacKey: 'k'.repeat(32), maxValueBytes: 32_768 }
+    const value = encodeEntry(key, entry, signed)
+    const tampered = value.replace('mch_caller', 'mch_admin0')
+    expect(() => decodeEntry(key, tampered, signed)).toThrow(/HMAC/)
+  })
+})
+
+describe('raw-token guard', () => {
+  it('spots opaque secrets and JWTs, never a hashed key', () => {
+    expect(looksLikeRawToken(`ns:mt_${'A1b'.repeat(16)}`)).toBe(true)
+    expect(looksLikeRawToken('ns:eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJtY2hfMSJ9.c2ln')).toBe(true)
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
+        const hashed = `m2m-guard:v1:0123456789abcdef:${Buffer.from(bytes).toString('base64url')}`
+        return !looksLikeRawToken(hashed) && !looksLikeRawToken(`mt_${hashed.slice(-43)}`)
+      }),
+    )
+  })
+})
+
+describe('bus messages', () => {
+  it('accepts its own shape and ignores anything else', () => {
+    expect(parseMessage('{"v":1,"sid":"1-0","id":"mt_1"}')).toEqual({
+      streamId: '1-0',
+      m2mTokenId: 'mt_1',
+    })
+    expect(parseMessage('{"v":1,"sid":"x","id":"mt_1"}')).toEqual({
+      streamId: undefined,
+      m2mTokenId: 'mt_1',
+    })
+    for (const bad of [
+      '',
+      'null',
+      '[]',
+      '{"v":1}',
+      '{"v":1,"id":""}',
+      '{"v":2,"id":"mt_1"}',
+      `{"v":1,"id":"${'x'.repeat(2000)}"}`,
+    ]) {
+      expect(parseMessage(bad)).toBeUndefined()
+    }
+  })
+})
