@@ -1,0 +1,122 @@
+import type { CachedVerification, M2MAuth } from '@m2m-guard/core'
+import { CloudflareStoreError } from './errors.js'
+
+/**
+ * Wire format of a stored value: `{"m2mg":1,"expiresAt":…,"auth":{…}}`. The version field makes
+ * a foreign value (another app's entry under our prefix) a miss instead of a guess, and lets a
+ * later format be told apart from this one.
+ */
+const VERSION = 1
+/** @internal Bound of one value; identities with claims fit easily, anything bigger is not ours. */
+export const MAX_VALUE_BYTES = 32_768
+const MAX_STRING = 1_024
+const MAX_SCOPES = 1_024
+
+const encoder = new TextEncoder()
+
+/** @internal Serialises an entry; throws `value_too_large` past the bound. */
+export function encodeEntry(entry: CachedVerification, where: string): string {
+  const value = JSON.stringify({ m2mg: VERSION, expiresAt: entry.expiresAt, auth: entry.auth })
+  const bytes = encoder.encode(value).length
+  if (bytes > MAX_VALUE_BYTES) {
+    throw new CloudflareStoreError(
+      'value_too_large',
+      `${where} set: entry is ${bytes} bytes, over ${MAX_VALUE_BYTES}; not shared`,
+    )
+  }
+  return value
+}
+
+function invalid(where: string, reason: string): CloudflareStoreError {
+  return new CloudflareStoreError(
+    'invalid_value',
+    `${where} get: stored value ${reason}; treated as a miss`,
+  )
+}
+
+/**
+ * @internal Parses and validates a stored value. Anything that is not exactly what `encodeEntry`
+ * writes throws `invalid_value` (the verifier counts it as a miss and reports it): a corrupted or
+ * foreign value must never crash a request or admit a token.
+ */
+export function decodeEntry(raw: string, where: string): CachedVerification {
+  // A string's length never exceeds its UTF-8 size, so this rejects huge values before encoding.
+  if (raw.length > MAX_VALUE_BYTES || encoder.encode(raw).length > MAX_VALUE_BYTES) {
+    throw invalid(where, `is over ${MAX_VALUE_BYTES} bytes`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    throw invalid(where, 'is not JSON')
+  }
+  if (!isRecord(parsed) || parsed['m2mg'] !== VERSION) throw invalid(where, 'has an unknown format')
+  const expiresAt = parsed['expiresAt']
+  if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
+    throw invalid(where, 'has no valid expiresAt')
+  }
+  const auth = parseAuth(parsed['auth'])
+  if (!auth) throw invalid(where, 'has no valid identity')
+  return { auth, expiresAt }
+}
+
+/**
+ * @internal Whether an entry may still be served at `now`: before both its own end and its
+ * token's expiry. Both stores call it on every read, because neither backend can be trusted to
+ * have dropped the value in time (KV keeps it ≥ 60 s, the Cache API counts whole seconds).
+ */
+export function isLive(entry: CachedVerification, now: number): boolean {
+  if (!(entry.expiresAt > now)) return false
+  return entry.auth.expiration === null || entry.auth.expiration > now
+}
+
+/**
+ * @internal The moment a value stored at `now` must stop being served: the earliest of the
+ * caller's TTL, the entry's own end and the token's expiry. `undefined` when that moment has passed
+ * (or a TTL is not a number), so there is nothing to store.
+ */
+export function storedUntil(
+  value: CachedVerification,
+  ttlMs: number,
+  now: number,
+): number | undefined {
+  const until = Math.min(
+    now + ttlMs,
+    value.expiresAt,
+    value.auth.expiration === null ? Number.POSITIVE_INFINITY : value.auth.expiration,
+  )
+  return until > now ? until : undefined
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function isBoundedString(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_STRING
+}
+
+/** Rebuilds the identity field by field, so nothing but the documented shape reaches a route. */
+function parseAuth(value: unknown): M2MAuth | undefined {
+  if (!isRecord(value)) return undefined
+  const { tokenType, format, id, subject, scopes, claims, expiration } = value
+  if (tokenType !== 'm2m_token') return undefined
+  if (format !== 'opaque' && format !== 'jwt') return undefined
+  if (!isBoundedString(id) || !isBoundedString(subject)) return undefined
+  if (!Array.isArray(scopes) || scopes.length > MAX_SCOPES || !scopes.every(isBoundedString)) {
+    return undefined
+  }
+  if (claims !== null && !isRecord(claims)) return undefined
+  if (expiration !== null && (typeof expiration !== 'number' || !Number.isFinite(expiration))) {
+    return undefined
+  }
+  return {
+    tokenType,
+    format,
+    id,
+    subject,
+    scopes: [...scopes],
+    claims: claims === null ? null : (claims as M2MAuth['claims']),
+    expiration,
+  }
+}
