@@ -101,6 +101,19 @@ export interface M2MJwtOptions {
 }
 
 /**
+ * Circuit breaker in front of the upstream API.
+ *
+ * @example
+ * createM2MVerifier({ breaker: { failureThreshold: 3, openMs: 10_000 } })
+ */
+export interface M2MBreakerOptions {
+  /** Consecutive transient failures (timeouts, resets, 5xx, 429) that open it. @defaultValue 5 */
+  failureThreshold?: number
+  /** How long it stays open before one probe is let through (longer if upstream's Retry-After says so). @defaultValue 5000 */
+  openMs?: number
+}
+
+/**
  * What the verifier reports through `onEvent`. Never contains a token or a secret.
  *
  * @example
@@ -121,8 +134,10 @@ export type M2MEvent =
   | { type: 'breaker_open'; consecutiveFailures: number }
   | { type: 'breaker_closed' }
   | { type: 'stale_served'; id: string; staleForMs: number }
+  /** `status` is the HTTP status upstream answered, or 0 when a local key (PEM) is unusable. */
   | { type: 'misconfigured'; status: number; message: string }
   | { type: 'store_error'; operation: 'get' | 'set' | 'delete'; message: string }
+  | { type: 'bus_error'; message: string }
 
 /**
  * Options of `createM2MVerifier`: client options (or a ready `client`) plus caching and policy.
@@ -143,6 +158,8 @@ export interface M2MVerifierOptions extends M2MClientOptions {
   maxQueuedUpstream?: number
   /** Accept a previously verified, unexpired token this long past its entry's TTL during an outage. @defaultValue 0 */
   staleIfErrorMs?: number
+  /** Circuit breaker settings, or `false` to turn it off. */
+  breaker?: M2MBreakerOptions | false
   onEvent?: (event: M2MEvent) => void
   /** Injectable clock for tests. @defaultValue Date.now */
   now?: () => number
@@ -183,6 +200,6 @@ export interface M2MVerifier {
   /** Revokes upstream and evicts every cached entry of that id, on every instance sharing the bus. */
   revoke(m2mTokenId: string, reason?: string): Promise<void>
   stats(): M2MVerifierStats
-  /** Unsubscribes from the bus and releases timers. */
+  /** Unsubscribes from the bus. Cached entries stay usable; nothing keeps the process alive. */
   close(): Promise<void>
 }

@@ -1,0 +1,236 @@
+import {
+  createRemoteJWKSet,
+  customFetch,
+  decodeProtectedHeader,
+  errors,
+  importSPKI,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from 'jose'
+import type { FetchLike, M2MClaims } from '../types.js'
+import type { M2MAuth } from '../verifier/types.js'
+
+/**
+ * Clerk's JWT category header of M2M tokens (`cat`); other Clerk JWTs carry other categories.
+ *
+ * @example
+ * decodeProtectedHeader(token).cat === M2M_JWT_CATEGORY
+ */
+export const M2M_JWT_CATEGORY = 'cl_B7d4PD333AAA'
+
+/** Registered claims and the ones we map to fields; the rest are the token's custom claims. */
+const RESERVED_CLAIMS = new Set(['iss', 'sub', 'exp', 'nbf', 'iat', 'jti', 'aud', 'scopes'])
+
+/** Asymmetric algorithms only: an HMAC JWT would have to be signed with a secret we do not hold. */
+const ALLOWED_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+]
+
+const MACHINE_ID = /^mch_\w+$/
+
+/**
+ * What local verification of a JWT concluded. `unavailable` means the key material could not be
+ * fetched (a transient condition, never cached).
+ *
+ * @example
+ * const result = await verifyJwt(token)
+ * if (result.kind === 'valid') console.log(result.auth.subject)
+ */
+export type JwtVerification =
+  | { kind: 'valid'; auth: M2MAuth }
+  | {
+      kind: 'invalid'
+      code: 'invalid_token' | 'token_expired'
+      description: string
+      cause?: unknown
+    }
+  | { kind: 'unavailable'; cause: unknown }
+  | { kind: 'misconfigured'; description: string; cause?: unknown }
+
+/**
+ * Where the keys of JWT-format tokens come from.
+ *
+ * @example
+ * createJwtVerifier({ jwksUrl: 'https://api.clerk.com/v1/jwks', secretKey, clockSkewMs: 5000, now: Date.now })
+ */
+export interface JwtVerifierConfig {
+  /** PEM (SPKI) public key; when set, no network is used. */
+  jwtKey?: string | undefined
+  /** JWKS endpoint, used when no `jwtKey` is given. */
+  jwksUrl?: string | undefined
+  /** Sent as `Authorization: Bearer …` to the JWKS endpoint, as Clerk requires. */
+  secretKey?: string | undefined
+  clockSkewMs: number
+  now: () => number
+  fetch?: FetchLike | undefined
+  /** @defaultValue 5000 */
+  jwksTimeoutMs?: number
+  /** Minimum time between two JWKS refetches for an unknown `kid`. @defaultValue 30000 */
+  jwksCooldownMs?: number
+}
+
+/**
+ * Builds a local verifier of Clerk M2M JWTs: signature (PEM key or JWKS), `exp`/`nbf` with clock
+ * skew, `sub` must be a machine. The JWKS is cached by jose, refetched on an unknown `kid` at most
+ * once per cooldown, concurrent refetches share one request.
+ *
+ * @example
+ * const verifyJwt = createJwtVerifier({ jwtKey: process.env.CLERK_JWT_KEY, clockSkewMs: 5000, now: Date.now })
+ * const result = await verifyJwt(token)
+ */
+export function createJwtVerifier(
+  config: JwtVerifierConfig,
+): (token: string) => Promise<JwtVerification> {
+  const getKey = buildKeyResolver(config)
+  const clockTolerance = Math.ceil(config.clockSkewMs / 1000)
+
+  return async function verifyJwt(token) {
+    let header: ReturnType<typeof decodeProtectedHeader>
+    try {
+      header = decodeProtectedHeader(token)
+    } catch (cause) {
+      return invalid('invalid_token', 'The token is not a well-formed JWT', cause)
+    }
+    if (header.cat !== undefined && header.cat !== M2M_JWT_CATEGORY) {
+      return invalid('invalid_token', 'The JWT is not an M2M token')
+    }
+    if (typeof header.alg !== 'string' || !ALLOWED_ALGORITHMS.includes(header.alg)) {
+      return invalid('invalid_token', 'The JWT is signed with an unsupported algorithm')
+    }
+    let payload: JWTPayload
+    try {
+      ;({ payload } = await jwtVerify(token, getKey, {
+        algorithms: ALLOWED_ALGORITHMS,
+        clockTolerance,
+        currentDate: new Date(config.now()),
+      }))
+    } catch (cause) {
+      return classify(cause)
+    }
+    if (typeof payload.sub !== 'string' || !MACHINE_ID.test(payload.sub)) {
+      return invalid('invalid_token', 'The JWT subject is not a machine')
+    }
+    return { kind: 'valid', auth: toAuth(payload, payload.sub) }
+  }
+}
+
+function invalid(
+  code: 'invalid_token' | 'token_expired',
+  description: string,
+  cause?: unknown,
+): JwtVerification {
+  return cause === undefined
+    ? { kind: 'invalid', code, description }
+    : { kind: 'invalid', code, description, cause }
+}
+
+/** Thrown inside key resolution when our own configuration, not the token, is at fault. */
+class KeyConfigError extends Error {
+  override name = 'KeyConfigError'
+}
+
+function classify(cause: unknown): JwtVerification {
+  if (cause instanceof KeyConfigError) {
+    return { kind: 'misconfigured', description: cause.message, cause: cause.cause }
+  }
+  if (cause instanceof errors.JWTExpired)
+    return invalid('token_expired', 'The token has expired', cause)
+  // Key material that could not be fetched says nothing about the token: transient, fail closed.
+  if (
+    cause instanceof errors.JWKSTimeout ||
+    cause instanceof errors.JWKSInvalid ||
+    // jose reports a non-200 or unparsable JWKS response as a bare JOSEError.
+    (cause instanceof errors.JOSEError && cause.constructor === errors.JOSEError)
+  ) {
+    return { kind: 'unavailable', cause }
+  }
+  if (cause instanceof errors.JOSEError) {
+    if (cause instanceof errors.JWTClaimValidationFailed && cause.claim === 'nbf') {
+      return invalid('invalid_token', 'The token is not valid yet', cause)
+    }
+    return invalid('invalid_token', 'The token signature or claims are invalid', cause)
+  }
+  // Anything else (a network error from fetch, a JSON parse failure of the JWKS) is transient.
+  return { kind: 'unavailable', cause }
+}
+
+function toAuth(payload: JWTPayload, subject: string): M2MAuth {
+  let scopes: string[] = []
+  const rawScopes = payload['scopes']
+  // Clerk puts scopes in a space-separated `scopes` claim, falling back to `aud`.
+  if (typeof rawScopes === 'string') scopes = rawScopes.split(' ').filter(Boolean)
+  else if (Array.isArray(rawScopes))
+    scopes = rawScopes.filter((s): s is string => typeof s === 'string')
+  else if (Array.isArray(payload.aud))
+    scopes = payload.aud.filter((s): s is string => typeof s === 'string')
+  else if (typeof payload.aud === 'string') scopes = [payload.aud]
+
+  let claims: M2MClaims | null = null
+  for (const name of Object.keys(payload)) {
+    if (RESERVED_CLAIMS.has(name)) continue
+    claims ??= {}
+    claims[name] = payload[name]
+  }
+  return {
+    tokenType: 'm2m_token',
+    format: 'jwt',
+    id: typeof payload.jti === 'string' ? payload.jti : '',
+    subject,
+    scopes,
+    claims,
+    expiration: typeof payload.exp === 'number' ? payload.exp * 1000 : null,
+  }
+}
+
+function buildKeyResolver(config: JwtVerifierConfig): JWTVerifyGetKey {
+  const pem = config.jwtKey
+  if (pem !== undefined && pem !== '') {
+    // importSPKI needs the algorithm; keys are imported lazily per algorithm and kept.
+    const imported = new Map<string, Promise<CryptoKey>>()
+    return (header) => {
+      const alg = header.alg
+      let key = imported.get(alg)
+      if (key === undefined) {
+        key = importSPKI(pem, alg).catch((cause: unknown) => {
+          throw new KeyConfigError('jwt.jwtKey (CLERK_JWT_KEY) is not a usable PEM public key', {
+            cause,
+          })
+        }) as Promise<CryptoKey>
+        imported.set(alg, key)
+      }
+      return key
+    }
+  }
+  if (config.jwksUrl === undefined) {
+    throw new TypeError('JWT verification needs jwt.jwtKey (or CLERK_JWT_KEY) or jwt.jwksUrl')
+  }
+  const headers: Record<string, string> = {}
+  if (config.secretKey) headers['authorization'] = `Bearer ${config.secretKey}`
+  const fetchImpl: FetchLike = config.fetch ?? ((url, init) => fetch(url, init))
+  const remote = createRemoteJWKSet(new URL(config.jwksUrl), {
+    headers,
+    timeoutDuration: config.jwksTimeoutMs ?? 5000,
+    cooldownDuration: config.jwksCooldownMs ?? 30_000,
+    [customFetch]: async (url: string, init: RequestInit) => {
+      const response = await fetchImpl(url, init)
+      // jose hides the status; a JWKS endpoint refusing our key is our misconfiguration, not a
+      // bad token and not an outage.
+      if (response.status === 401 || response.status === 403) {
+        throw new KeyConfigError(`the JWKS endpoint refused the secret key (${response.status})`)
+      }
+      return response
+    },
+  })
+  return remote
+}
