@@ -91,7 +91,7 @@ describe('m2m-guard emulator (in-process)', () => {
     const before = JSON.parse(await first.ready) as EmulatorConnectionInfo
     expect(before.machines.map((m) => m.name).sort()).toEqual(['caller', 'receiver'])
     expect((await first.stop()).code).toBe(0)
-    expect(JSON.parse(await readFile(dataFile, 'utf8'))).toBeTruthy()
+    expect(JSON.parse(await readFile(dataFile, 'utf8'))).toMatchObject({ version: 1 })
 
     const second = startInProcess(['--port', '0', '--data', dataFile, '--json'])
     const after = JSON.parse(await second.ready) as EmulatorConnectionInfo

@@ -12,6 +12,18 @@ describe('bearerChallenge', () => {
     )
   })
 
+  it('replaces characters a header value cannot hold, so setHeader and Headers never throw', () => {
+    const challenge = bearerChallenge(
+      'invalid_token',
+      'r\u00e9alm',
+      'a\r\nSet-Cookie: x\u0000\u65e5\tb',
+    )
+    expect(challenge).toBe(
+      'Bearer realm="r\u00e9alm", error="invalid_token", error_description="a  Set-Cookie: x  \tb"',
+    )
+    expect(() => new Headers({ 'www-authenticate': challenge as string })).not.toThrow()
+  })
+
   it('gives no challenge for 500 and 503', () => {
     expect(bearerChallenge('verification_unavailable')).toBeUndefined()
     expect(bearerChallenge('verifier_misconfigured')).toBeUndefined()

@@ -52,7 +52,12 @@ export class M2MApiError extends Error {
   }
 }
 
-/** Why a request got no usable HTTP answer. */
+/**
+ * Why a request got no usable HTTP answer.
+ *
+ * @example
+ * const code: M2MConnectionErrorCode = 'timeout'
+ */
 export type M2MConnectionErrorCode = 'timeout' | 'connection_failed' | 'invalid_response'
 
 /**
@@ -87,7 +92,12 @@ export type M2MAuthErrorCode =
   | 'verification_unavailable'
   | 'verifier_misconfigured'
 
-/** The HTTP status of each code, per the behaviour table. */
+/**
+ * The HTTP status of each code, per the behaviour table.
+ *
+ * @example
+ * AUTH_ERROR_STATUS.insufficient_scope // 403
+ */
 export const AUTH_ERROR_STATUS: Readonly<Record<M2MAuthErrorCode, number>> = {
   missing_token: 401,
   invalid_request: 400,
@@ -111,13 +121,20 @@ const CHALLENGE_ERROR: Readonly<Record<M2MAuthErrorCode, string | null | undefin
   verifier_misconfigured: undefined,
 }
 
-/** The realm used in challenges when none is configured. */
+/**
+ * The realm used in challenges when none is configured.
+ *
+ * @example
+ * bearerChallenge('missing_token', DEFAULT_REALM) // 'Bearer realm="api"'
+ */
 export const DEFAULT_REALM = 'api'
 
-// Quoted-string values (RFC 7230 §3.2.6) must escape `"` and `\`, or a realm or description
-// containing them would break or inject into the header.
+// Quoted-string values (RFC 9110 §5.6.4) must escape `"` and `\`, or a realm or description
+// containing them would break or inject into the header. Characters a header value cannot hold
+// (controls other than tab, anything above U+00FF) become spaces: Node's setHeader and the Fetch
+// API's Headers throw on them, which would turn a 401 into a crash of the error path.
 function quote(value: string): string {
-  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[\r\n]/g, ' ')}"`
+  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[^\t\x20-\x7e\x80-\xff]/g, ' ')}"`
 }
 
 /**

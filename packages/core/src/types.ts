@@ -15,7 +15,12 @@ export interface M2MClaims {
   [claim: string]: unknown
 }
 
-/** Format of an M2M token: opaque `mt_…` secrets (revocable) or self-contained JWTs. */
+/**
+ * Format of an M2M token: opaque `mt_…` secrets (revocable) or self-contained JWTs.
+ *
+ * @example
+ * await client.createToken({ tokenFormat: 'jwt' satisfies M2MTokenFormat })
+ */
 export type M2MTokenFormat = 'opaque' | 'jwt'
 
 /**
@@ -165,7 +170,13 @@ export interface RequestOptions {
   retry?: RetryOptions | false
 }
 
-/** The subset of the Fetch API the client needs; lets tests and unusual runtimes inject their own. */
+/**
+ * The subset of the Fetch API the client needs; lets tests and unusual runtimes inject their own.
+ *
+ * @example
+ * const logged: FetchLike = (url, init) => (console.log(init.method, new URL(url).pathname), fetch(url, init))
+ * createM2MClient({ fetch: logged })
+ */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>
 
 /**

@@ -285,6 +285,40 @@ describe.each(versions)('%s', (_name, createApp) => {
     })
   })
 
+  // The status alone cannot show that a rejected request stayed out of the route: a handler that
+  // ran after the middleware answered would have its side effect behind a correct-looking 401.
+  it('a rejected request never runs the route: 400, 401, 403, 500 and 503', async () => {
+    let runs = 0
+    const routes = (app: Express) => {
+      app.post('/internal/act', (_req, res) => {
+        runs++
+        res.json({ done: true })
+      })
+    }
+    const server = await app({ verifier: shared }, routes)
+    const outsider = await world.mint(world.outsider)
+    const caller = await world.mint(world.caller)
+    const statuses = []
+    for (const auth of [undefined, 'Bearer a b', 'Bearer not-m2m', `Bearer ${outsider.token}`]) {
+      const req = request(server).post('/internal/act')
+      statuses.push((await (auth === undefined ? req : req.set('Authorization', auth))).status)
+    }
+    const misconfigured = await app(
+      { ...world.verifierOptions, secretKey: 'sk_test_unknown' },
+      routes,
+    )
+    const down = await app({ ...world.verifierOptions, retry: false, timeoutMs: 1000 }, routes)
+    for (const target of [misconfigured, down]) {
+      if (target === down) world.emulator.setFaults({ down: true })
+      const res = await request(target)
+        .post('/internal/act')
+        .set('Authorization', `Bearer ${caller.token}`)
+      statuses.push(res.status)
+    }
+    expect(statuses).toEqual([401, 400, 401, 403, 500, 503])
+    expect(runs).toBe(0)
+  })
+
   it('503 verification_unavailable + Retry-After when the emulator is down', async () => {
     const server = await app({ ...world.verifierOptions, retry: false, timeoutMs: 1000 })
     const minted = await world.mint(world.caller)

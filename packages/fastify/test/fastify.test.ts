@@ -262,6 +262,46 @@ describe.each(versions)('%s', (_name, createApp) => {
     expect(denied.statusCode).toBe(403)
   })
 
+  // The status alone cannot show that a rejected request stayed out of the route: a route that
+  // ran after the hook answered would have its side effect behind a correct-looking 401.
+  it('a rejected request never runs the route: 400, 401, 403, 500 and 503', async () => {
+    let runs = 0
+    const routes = (app: FastifyInstance) => {
+      app.post('/act', async () => {
+        runs++
+        return { done: true }
+      })
+    }
+    const server = await app({ verifier: sharedVerifier() }, routes)
+    const outsider = await world.mint(world.outsider)
+    const caller = await world.mint(world.caller)
+    const statuses = []
+    for (const headers of [
+      {},
+      { authorization: 'Bearer a b' },
+      bearer('not-m2m'),
+      bearer(outsider.token),
+    ]) {
+      statuses.push((await server.inject({ method: 'POST', url: '/act', headers })).statusCode)
+    }
+    const misconfigured = await app(
+      { ...world.verifierOptions, secretKey: 'sk_test_unknown' },
+      routes,
+    )
+    statuses.push(
+      (await misconfigured.inject({ method: 'POST', url: '/act', headers: bearer(caller.token) }))
+        .statusCode,
+    )
+    const down = await app({ ...world.verifierOptions, retry: false, timeoutMs: 1000 }, routes)
+    world.emulator.setFaults({ down: true })
+    statuses.push(
+      (await down.inject({ method: 'POST', url: '/act', headers: bearer(caller.token) }))
+        .statusCode,
+    )
+    expect(statuses).toEqual([401, 400, 401, 403, 500, 503])
+    expect(runs).toBe(0)
+  })
+
   it('503 verification_unavailable + Retry-After when the emulator is down', async () => {
     const server = await app({ ...world.verifierOptions, retry: false, timeoutMs: 1000 })
     const minted = await world.mint(world.caller)

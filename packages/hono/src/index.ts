@@ -99,14 +99,16 @@ export function requireM2M(
 ): M2MMiddleware {
   const context = { name: 'requireM2M' }
   if (typeof options !== 'function') validateM2MGuardOptions(options, context)
-  // One guard (and verifier) per distinct environment, keyed by the values that configure it, so
-  // even a fresh env object per request cannot make a verifier per request.
-  const guards = new Map<string, M2MGuard<Context> | { failed: unknown }>()
+  // One guard (and verifier) per distinct environment, found by the values that configure it, so
+  // even a fresh env object per request cannot make a verifier per request. The values are
+  // compared, not joined into a string key: that string would hold the secret key, built anew on
+  // every request.
+  const guards: { values: unknown[]; entry: M2MGuard<Context> | { failed: unknown } }[] = []
 
   function guardFor(c: Context): M2MGuard<Context> {
     const env = environmentOf(c)
-    const key = JSON.stringify(M2M_ENV_VARIABLES.map((name) => env[name] ?? null))
-    let entry = guards.get(key)
+    const values = M2M_ENV_VARIABLES.map((name) => env[name] ?? null)
+    let entry = guards.find((g) => g.values.every((value, i) => Object.is(value, values[i])))?.entry
     if (entry === undefined) {
       try {
         const resolved = typeof options === 'function' ? options(c) : options
@@ -121,7 +123,7 @@ export function requireM2M(
         // Remember the failure: retrying would build (and fail) once per request.
         entry = { failed: err }
       }
-      guards.set(key, entry)
+      guards.push({ values, entry })
     }
     if ('failed' in entry) throw entry.failed
     return entry
@@ -149,9 +151,8 @@ export function requireM2M(
 
   return Object.assign(requireM2MMiddleware, {
     async close() {
-      const built = [...guards.values()]
-      guards.clear()
-      await Promise.all(built.map((entry) => ('failed' in entry ? undefined : entry.close())))
+      const built = guards.splice(0)
+      await Promise.all(built.map(({ entry }) => ('failed' in entry ? undefined : entry.close())))
     },
   })
 }

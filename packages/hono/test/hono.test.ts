@@ -292,6 +292,13 @@ describe('@m2m-guard/hono on Node', () => {
       const outsider = await world.mint(world.outsider)
       const refused = await app.request('/internal/whoami', bearer(outsider.token), env)
       expect(refused.status).toBe(403)
+      // Another key is another environment: its own guard, which the emulator refuses (500).
+      const otherEnv = { ...env, CLERK_SECRET_KEY: 'sk_test_not_known_to_the_emulator' }
+      const other = await app.request('/internal/whoami', bearer(minted.token), otherEnv)
+      expect(other.status).toBe(500)
+      expect(options).toHaveBeenCalledTimes(2)
+      expect((await app.request('/internal/whoami', bearer(minted.token), env)).status).toBe(200)
+      expect(options).toHaveBeenCalledTimes(2)
     })
 
     it('reads keys from process.env on Node when c.env has none', async () => {

@@ -5,7 +5,12 @@
  */
 import { type ClerkApiErrorEntry, M2MApiError, M2MConnectionError } from '../errors.js'
 
-/** How much of an unexpected body an error may quote. */
+/**
+ * How much of an unexpected body an error may quote.
+ *
+ * @example
+ * expect(error.errors[0]?.longMessage.length).toBeLessThan(SNIPPET_CHARS + 100)
+ */
 export const SNIPPET_CHARS = 200
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
@@ -88,7 +93,12 @@ function decodeEntries(
   return entries
 }
 
-/** What the client knows about a non-2xx answer. */
+/**
+ * What the client knows about a non-2xx answer.
+ *
+ * @example
+ * const answer: FailedAnswer = { operation: 'verifyToken', status: 404, header, text, retryAfterMs: undefined, redact }
+ */
 export interface FailedAnswer {
   operation: string
   status: number

@@ -88,6 +88,16 @@ function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
+// A method that returns a promise must not also throw: callers write `.catch()` or one
+// `try { await … }`, and a synchronous throw from validation would escape the former.
+function rejectingThrows<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return run()
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
 /**
  * Builds a client; `createM2MClient` is this without the test seams.
  *
@@ -249,7 +259,7 @@ export function buildM2MClient(
     keyFingerprint: fingerprintSecretKey(secretKey),
 
     createToken(params?: CreateTokenParams, requestOptions?: RequestOptions) {
-      try {
+      return rejectingThrows(() => {
         const p = validateCreateTokenParams(params)
         const o = validateRequestOptions('createToken', requestOptions)
         return execute<M2MTokenWithSecret>(
@@ -264,18 +274,14 @@ export function buildM2MClient(
           },
           o,
         )
-      } catch (error) {
-        return Promise.reject(error)
-      }
+      })
     },
 
     listTokens(params: ListTokensParams, requestOptions?: RequestOptions) {
-      try {
+      return rejectingThrows(() => {
         const p = validateListTokensParams(params)
         return listPage(p, validateRequestOptions('listTokens', requestOptions))
-      } catch (error) {
-        return Promise.reject(error)
-      }
+      })
     },
 
     listAllTokens(params: ListAllTokensParams, requestOptions?: RequestOptions) {
@@ -301,7 +307,7 @@ export function buildM2MClient(
     },
 
     revokeToken(params: RevokeTokenParams, requestOptions?: RequestOptions) {
-      try {
+      return rejectingThrows(() => {
         const p = validateRevokeTokenParams(params)
         const o = validateRequestOptions('revokeToken', requestOptions)
         return execute<M2MToken>(
@@ -316,13 +322,11 @@ export function buildM2MClient(
           },
           o,
         )
-      } catch (error) {
-        return Promise.reject(error)
-      }
+      })
     },
 
     verifyToken(params: VerifyTokenParams, requestOptions?: RequestOptions) {
-      try {
+      return rejectingThrows(() => {
         const p = validateVerifyTokenParams(params)
         const o = validateRequestOptions('verifyToken', requestOptions)
         return execute<M2MToken>(
@@ -337,9 +341,7 @@ export function buildM2MClient(
           },
           o,
         )
-      } catch (error) {
-        return Promise.reject(error)
-      }
+      })
     },
   }
   return client

@@ -5,12 +5,27 @@
 import type { FetchLike, M2MClientOptions, RetryOptions } from '../types.js'
 import { validateRetryOptions, validateTimeout } from './validation.js'
 
-/** Where requests go when neither the option nor CLERK_API_URL says otherwise. */
+/**
+ * Where requests go when neither the option nor CLERK_API_URL says otherwise.
+ *
+ * @example
+ * parseApiUrl(DEFAULT_API_URL) // { origin: 'https://api.clerk.com', basePath: '/v1' }
+ */
 export const DEFAULT_API_URL = 'https://api.clerk.com'
-/** Per-call deadline, retries included. */
+/**
+ * Per-call deadline, retries included.
+ *
+ * @example
+ * resolveClientOptions({ secretKey: 'sk_test_…' }).timeoutMs === DEFAULT_TIMEOUT_MS // true
+ */
 export const DEFAULT_TIMEOUT_MS = 5000
 
-/** Options with defaults applied. */
+/**
+ * Options with defaults applied.
+ *
+ * @example
+ * const { origin, basePath }: ResolvedClientOptions = resolveClientOptions(options)
+ */
 export interface ResolvedClientOptions {
   secretKey: string
   /** `https://api.clerk.com` */

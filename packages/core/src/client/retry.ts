@@ -4,7 +4,12 @@
 import { M2MApiError, M2MConnectionError } from '../errors.js'
 import type { RetryOptions } from '../types.js'
 
-/** A retry policy with every default filled in. */
+/**
+ * A retry policy with every default filled in.
+ *
+ * @example
+ * const policy: ResolvedRetry = { ...DEFAULT_RETRY, maxRetries: 0 }
+ */
 export interface ResolvedRetry {
   maxRetries: number
   initialDelayMs: number
@@ -12,7 +17,12 @@ export interface ResolvedRetry {
   retryConnectionErrors: boolean
 }
 
-/** The defaults: up to 2 retries, 100 ms doubling up to 2 s, connection errors included. */
+/**
+ * The defaults: up to 2 retries, 100 ms doubling up to 2 s, connection errors included.
+ *
+ * @example
+ * backoffDelay(0, DEFAULT_RETRY, Math.random) // somewhere in [0, 100)
+ */
 export const DEFAULT_RETRY: Readonly<ResolvedRetry> = Object.freeze({
   maxRetries: 2,
   initialDelayMs: 100,

@@ -5,7 +5,12 @@
 import { fetchTransport } from './fetch-adapter.js'
 import type { Transport } from './transport.js'
 
-/** Which transport `#transport` resolved to, for diagnostics and tests. */
+/**
+ * Which transport `#transport` resolved to, for diagnostics and tests.
+ *
+ * @example
+ * expect(transportName).toBe(isNode ? 'undici' : 'fetch')
+ */
 export const transportName = 'fetch' as const
 
 /**

@@ -5,7 +5,12 @@
 import { Pool } from 'undici'
 import { collectText, type Transport, type TransportResponse } from './transport.js'
 
-/** Which transport `#transport` resolved to, for diagnostics and tests. */
+/**
+ * Which transport `#transport` resolved to, for diagnostics and tests.
+ *
+ * @example
+ * expect(transportName).toBe(isNode ? 'undici' : 'fetch')
+ */
 export const transportName = 'undici' as const
 
 const pools = new Map<string, Pool>()

@@ -4,7 +4,12 @@
  * with this signature, so the client never sniffs the runtime.
  */
 
-/** One HTTP exchange as the client asks for it. */
+/**
+ * One HTTP exchange as the client asks for it.
+ *
+ * @example
+ * const req: TransportRequest = { method: 'GET', origin, path: '/v1/m2m_tokens?subject=mch_…', headers, body: undefined, signal }
+ */
 export interface TransportRequest {
   method: 'GET' | 'POST'
   /** `https://api.clerk.com`: scheme, host and port, no trailing slash. */
@@ -16,7 +21,13 @@ export interface TransportRequest {
   signal: AbortSignal
 }
 
-/** What came back. The body is read separately so a failed read still leaves the status known. */
+/**
+ * What came back. The body is read separately so a failed read still leaves the status known.
+ *
+ * @example
+ * const res: TransportResponse = await send(req)
+ * if (res.status === 429) console.log(res.header('retry-after'))
+ */
 export interface TransportResponse {
   status: number
   /** A response header by lower-case name, or `undefined`. */
@@ -33,10 +44,20 @@ export interface TransportResponse {
  */
 export type Transport = (request: TransportRequest) => Promise<TransportResponse>
 
-/** Bodies larger than this are refused: a token page of 100 entries is far below it. */
+/**
+ * Bodies larger than this are refused: a token page of 100 entries is far below it.
+ *
+ * @example
+ * if (size > MAX_BODY_BYTES) throw new BodyTooLargeError()
+ */
 export const MAX_BODY_BYTES: number = 8 * 1024 * 1024
 
-/** Thrown by `text()` when a body is over {@link MAX_BODY_BYTES}. */
+/**
+ * Thrown by `text()` when a body is over {@link MAX_BODY_BYTES}.
+ *
+ * @example
+ * await expect(collectText(huge)).rejects.toBeInstanceOf(BodyTooLargeError)
+ */
 export class BodyTooLargeError extends Error {
   override name = 'BodyTooLargeError'
   constructor() {

@@ -12,8 +12,19 @@ import type {
   VerifyTokenParams,
 } from '../types.js'
 
-/** The spec's patterns (spec/clerk-bapi-m2m.yml). */
+/**
+ * A machine id, as the spec's pattern for `subject` (spec/clerk-bapi-m2m.yml).
+ *
+ * @example
+ * SUBJECT_PATTERN.test('mch_2yGjV4Mq0c9gXn5Fh2bWkT1pRsA') // true
+ */
 export const SUBJECT_PATTERN: RegExp = /^mch_\w{27}$/
+/**
+ * A token id, as the spec's pattern for `m2m_token_id` (spec/clerk-bapi-m2m.yml).
+ *
+ * @example
+ * M2M_TOKEN_ID_PATTERN.test('mt_0123456789abcdef0123456789abcdef') // true
+ */
 export const M2M_TOKEN_ID_PATTERN: RegExp = /^mt_[0-9A-Fa-f]{32}$/
 
 type Bag = Record<string, unknown>

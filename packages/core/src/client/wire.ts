@@ -57,7 +57,12 @@ export function encodeRevoke(params: RevokeTokenParams): Record<string, unknown>
   return params.revocationReason === undefined ? {} : { revocation_reason: params.revocationReason }
 }
 
-/** Thrown when a 2xx body is not the shape the spec promises; the client maps it to `invalid_response`. */
+/**
+ * Thrown when a 2xx body is not the shape the spec promises; the client maps it to `invalid_response`.
+ *
+ * @example
+ * expect(() => decodeToken({})).toThrow(DecodeError)
+ */
 export class DecodeError extends Error {
   override name = 'DecodeError'
 }

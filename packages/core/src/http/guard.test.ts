@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
+import { unhandledRejectionsOf } from '../../test/support/unhandled.js'
 import { M2MAuthError } from '../errors.js'
 import type { M2MAuth, M2MVerifier } from '../verifier/types.js'
 import { createM2MGuard, type M2MGuardOptions } from './guard.js'
@@ -217,6 +218,25 @@ describe('createM2MGuard: authenticate', () => {
       const result = await throwing.guard.authenticate(get())
       expect(!result.ok && result.response.status).toBe(500)
     })
+
+    it('answers 500 for an async getToken, and leaves no unhandled rejection', async () => {
+      const asyncGetToken = (async () => {
+        throw new Error('lookup failed')
+      }) as unknown as () => string
+      const { guard, calls } = guardWith({ getToken: asyncGetToken })
+      const unhandled = await unhandledRejectionsOf(async () => {
+        const result = await guard.authenticate(get())
+        expect(!result.ok && [result.error.code, result.response.status]).toEqual([
+          'verifier_misconfigured',
+          500,
+        ])
+        expect(!result.ok && (result.error.cause as Error).message).toBe(
+          'getToken returned a promise; it must return the token synchronously',
+        )
+      })
+      expect(unhandled).toEqual([])
+      expect(calls).toEqual([])
+    })
   })
 
   describe('onError', () => {
@@ -231,6 +251,22 @@ describe('createM2MGuard: authenticate', () => {
       const result = await guard.authenticate(get())
       expect(!result.ok && result.response.status).toBe(401)
       expect(seen).toEqual([['missing_token', 'req']])
+    })
+
+    it('an async observer that rejects changes nothing and leaves no unhandled rejection', async () => {
+      const { guard } = guardWith({
+        onError: async () => {
+          throw new Error('log sink down')
+        },
+      })
+      const unhandled = await unhandledRejectionsOf(async () => {
+        const result = await guard.authenticate(get())
+        expect(!result.ok && [result.error.code, result.response.status]).toEqual([
+          'missing_token',
+          401,
+        ])
+      })
+      expect(unhandled).toEqual([])
     })
 
     it('is not called on success', async () => {
@@ -288,11 +324,15 @@ describe('createM2MGuard: options', () => {
     ],
     [
       { verifier, realm: '' },
-      'createM2MGuard: realm must be a non-empty string without control characters',
+      'createM2MGuard: realm must be a non-empty string without control characters or characters above U+00FF',
     ],
     [
       { verifier, realm: 'a\r\nb' },
-      'createM2MGuard: realm must be a non-empty string without control characters',
+      'createM2MGuard: realm must be a non-empty string without control characters or characters above U+00FF',
+    ],
+    [
+      { verifier, realm: 'api \u65e5\u672c' },
+      'createM2MGuard: realm must be a non-empty string without control characters or characters above U+00FF',
     ],
     [
       { verifier: {} },

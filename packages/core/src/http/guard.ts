@@ -131,16 +131,33 @@ const GUARD_OPTIONS = {
   onError: true,
 } satisfies Record<Exclude<keyof M2MGuardOptions, keyof M2MVerifierOptions>, true>
 
-function hasControlCharacter(value: string): boolean {
+// A header value may hold only tab, visible ASCII and obs-text (RFC 9110 §5.5); Node's setHeader
+// and the Fetch API's Headers throw on anything else, which would break every rejection.
+function isHeaderSafe(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i)
-    if (code < 0x20 || code === 0x7f) return true
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f || code > 0xff) return false
   }
-  return false
+  return true
 }
 
 function hasHeader(value: string | readonly string[] | null | undefined): boolean {
   return typeof value === 'string' ? value.length > 0 : Array.isArray(value) && value.length > 0
+}
+
+// getToken is typed synchronous, but an async one is an easy mistake. Its promise would be read
+// as a malformed token (400, blaming the caller), and a rejection of it would be unhandled (a
+// crash on Node). Treat it as the server's bug instead: 500, and the rejection is observed.
+function extractToken<Req>(
+  getToken: NonNullable<M2MGuardOptions<Req>['getToken']>,
+  native: Req,
+): string | null | undefined {
+  const token: unknown = getToken(native)
+  if (typeof (token as PromiseLike<unknown> | null)?.then === 'function') {
+    Promise.resolve(token).catch(() => {})
+    throw new TypeError('getToken returned a promise; it must return the token synchronously')
+  }
+  return token as string | null | undefined
 }
 
 interface PreparedOptions<Req> {
@@ -188,8 +205,10 @@ function prepare<Req>(
     throw new TypeError(`${where}: onError must be a function (error, request) => void`)
   }
   // The realm goes into a quoted header value; control characters could split the header.
-  if (typeof realm !== 'string' || realm.length === 0 || hasControlCharacter(realm)) {
-    throw new TypeError(`${where}: realm must be a non-empty string without control characters`)
+  if (typeof realm !== 'string' || realm.length === 0 || !isHeaderSafe(realm)) {
+    throw new TypeError(
+      `${where}: realm must be a non-empty string without control characters or characters above U+00FF`,
+    )
   }
   if (shared !== undefined) {
     if (
@@ -268,10 +287,15 @@ export function createM2MGuard<Req = unknown>(
 
   function reject(error: M2MAuthError, request: M2MGuardRequest<Req>): M2MGuardResult {
     if (onError) {
+      // An observer must not be able to turn a rejection into anything else: not by throwing,
+      // and not by returning a promise that rejects (unhandled, that would crash Node).
       try {
-        onError(error, request.native)
+        const observed: unknown = onError(error, request.native)
+        if (typeof (observed as PromiseLike<unknown> | null)?.then === 'function') {
+          Promise.resolve(observed).catch(() => {})
+        }
       } catch {
-        // An observer must not be able to turn a rejection into anything else.
+        // Ignored, as above.
       }
     }
     return { ok: false, error, response: render(error) }
@@ -292,17 +316,17 @@ export function createM2MGuard<Req = unknown>(
       })
     },
     async authenticate(request, policy = defaults) {
-      // A CORS preflight carries no credentials by design (Fetch spec); answering it 401 would
-      // make every cross-origin call fail before it is made.
-      if (
-        request.method.toUpperCase() === 'OPTIONS' &&
-        hasHeader(request.accessControlRequestMethod)
-      ) {
-        return { ok: true, auth: null, preflight: true }
-      }
       try {
+        // A CORS preflight carries no credentials by design (Fetch spec); answering it 401 would
+        // make every cross-origin call fail before it is made.
+        if (
+          String(request.method).toUpperCase() === 'OPTIONS' &&
+          hasHeader(request.accessControlRequestMethod)
+        ) {
+          return { ok: true, auth: null, preflight: true }
+        }
         const parsed: ParsedAuthorization = getToken
-          ? parseBearerToken(getToken(request.native))
+          ? parseBearerToken(extractToken(getToken, request.native))
           : parseAuthorization(request.authorization)
         if (parsed.kind === 'error') return reject(parsed.error, request)
         if (parsed.kind === 'none') {

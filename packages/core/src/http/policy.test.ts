@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { unhandledRejectionsOf } from '../../test/support/unhandled.js'
 import type { M2MAuth } from '../verifier/types.js'
 import { assertValidPolicy, checkPolicy } from './policy.js'
 
@@ -72,11 +73,23 @@ describe('checkPolicy', () => {
     ).toBeNull()
     expect(seen).toEqual([auth.claims, auth])
     expect(checkPolicy(auth, { requireClaims: () => false })?.code).toBe('insufficient_scope')
-    // A truthy non-boolean (or a Promise from an async predicate) must not open the door.
+    // A truthy non-boolean must not open the door.
     const truthy = (() => 'yes') as unknown as () => boolean
     expect(checkPolicy(auth, { requireClaims: truthy })?.code).toBe('insufficient_scope')
+  })
+
+  it('an async predicate is a server bug: it throws (the guard answers 500), never allows', async () => {
     const asyncTrue = (async () => true) as unknown as () => boolean
-    expect(checkPolicy(auth, { requireClaims: asyncTrue })?.code).toBe('insufficient_scope')
+    const asyncThrows = (async () => {
+      throw new Error('lookup failed')
+    }) as unknown as () => boolean
+    const unhandled = await unhandledRejectionsOf(async () => {
+      expect(() => checkPolicy(auth, { requireClaims: asyncTrue })).toThrow(
+        new TypeError('requireClaims returned a promise; the predicate must be synchronous'),
+      )
+      expect(() => checkPolicy(auth, { requireClaims: asyncThrows })).toThrow(TypeError)
+    })
+    expect(unhandled).toEqual([])
   })
 
   it('checks subjects before claims', () => {

@@ -111,8 +111,8 @@ export function assertValidPolicy(
 
 /**
  * Checks a verified identity against a policy. Returns the `insufficient_scope` error (403) to
- * send, or `null` when the policy is met. A predicate that throws propagates (the guard turns it
- * into a 500: fail closed); one that returns anything but `true` denies.
+ * send, or `null` when the policy is met. A predicate that throws or returns a promise throws (the
+ * guard turns it into a 500: fail closed); one that returns anything else but `true` denies.
  *
  * @param auth - The verified identity.
  * @param policy - `allowedSubjects` and/or `requireClaims`.
@@ -135,7 +135,14 @@ export function checkPolicy<Claims extends M2MClaims = M2MClaims>(
   if (requireClaims !== undefined) {
     let met: boolean
     if (typeof requireClaims === 'function') {
-      met = requireClaims(auth.claims, auth) === true
+      const answer: unknown = requireClaims(auth.claims, auth)
+      // An async predicate is an easy mistake: its promise is never `true`, so every caller would
+      // get a 403 that hides the bug, and a rejection of it would go unhandled (a crash on Node).
+      if (typeof (answer as PromiseLike<unknown> | null)?.then === 'function') {
+        Promise.resolve(answer).catch(() => {})
+        throw new TypeError('requireClaims returned a promise; the predicate must be synchronous')
+      }
+      met = answer === true
     } else {
       const claims = auth.claims as Record<string, unknown> | null
       met = Object.entries(requireClaims).every(
