@@ -12,10 +12,10 @@ const fail = (message) => {
   process.exit(1)
 }
 
-// `--import` (to load tsx) needs Node 20.6; package.json asks for 20.18.1 anyway.
+// The packages need Node 20.19 (require(esm) for jose in the CJS builds); say so plainly.
 const [major, minor] = process.versions.node.split('.').map(Number)
-if (major < 20 || (major === 20 && minor < 6)) {
-  fail(`Node ${process.versions.node} is too old; use Node 20.18 or newer.`)
+if (major < 20 || (major === 20 && minor < 19)) {
+  fail(`Node ${process.versions.node} is too old; use Node 20.19 or newer.`)
 }
 
 try {
