@@ -1,0 +1,134 @@
+/**
+ * Fault suite: every fault the emulator can inject, each checked for the guarantees of DESIGN.md
+ * (scenario.ts), played in a child process so that "nothing is left open" is a fact: the child
+ * must exit by itself, with code 0, soon after its last scenario.
+ */
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { FRAMEWORKS } from '../fuzz/apps.js'
+import { FAULT_CASES } from './scenario.js'
+
+const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url))
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+// Generous: the scenarios take ~15 s on an idle machine and this box is shared.
+const RUN_BOUND_MS = 90_000
+// After its last line the child has only to close; anything holding it open is a leak.
+const EXIT_BOUND_MS = 5_000
+
+interface ResultLine {
+  type: 'result'
+  name: string
+  ok: boolean
+  error?: string
+}
+interface DoneLine {
+  type: 'done'
+  unhandled: string[]
+  handles: string[]
+}
+
+interface ChildOutcome {
+  results: Map<string, ResultLine>
+  done: DoneLine | undefined
+  exitCode: number | null
+  exitedBySelf: boolean
+  msFromDoneToExit: number
+  stderr: string
+}
+
+function runChild(): Promise<ChildOutcome> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@m2m-guard/source', '--import', 'tsx', CHILD],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    const results = new Map<string, ResultLine>()
+    let done: DoneLine | undefined
+    let doneAt = 0
+    let stderr = ''
+    let killed = false
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+    })
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      let parsed: ResultLine | DoneLine
+      try {
+        parsed = JSON.parse(line) as ResultLine | DoneLine
+      } catch {
+        return
+      }
+      if (parsed.type === 'result') results.set(parsed.name, parsed)
+      else {
+        done = parsed
+        doneAt = Date.now()
+        // From here on, only leaked handles can keep it alive.
+        clearTimeout(runBound)
+        exitBound = setTimeout(kill, EXIT_BOUND_MS)
+      }
+    })
+    const kill = () => {
+      killed = true
+      child.kill('SIGKILL')
+    }
+    const runBound = setTimeout(kill, RUN_BOUND_MS)
+    let exitBound: NodeJS.Timeout | undefined
+    child.on('exit', (code) => {
+      clearTimeout(runBound)
+      clearTimeout(exitBound)
+      resolve({
+        results,
+        done,
+        exitCode: code,
+        exitedBySelf: !killed,
+        msFromDoneToExit: done ? Date.now() - doneAt : Number.NaN,
+        stderr,
+      })
+    })
+  })
+}
+
+describe('faults from the emulator (in a child process)', () => {
+  let outcome: ChildOutcome
+
+  beforeAll(
+    async () => {
+      outcome = await runChild()
+    },
+    RUN_BOUND_MS + EXIT_BOUND_MS + 5_000,
+  )
+
+  const names = [
+    ...FAULT_CASES.map((f) => ({ name: f.name, via: f.framework })),
+    ...FRAMEWORKS.map((framework) => ({ name: `50 % 5xx through ${framework}`, via: framework })),
+  ]
+  for (const { name, via } of names) {
+    it(`${name} (${via}): cached served, uncached 503 + Retry-After, nothing admitted, recovers in one cycle`, () => {
+      const result = outcome.results.get(name)
+      expect(result, `no result line; child stderr:\n${outcome.stderr.slice(-2000)}`).toBeDefined()
+      expect(result?.error).toBeUndefined()
+      expect(result?.ok).toBe(true)
+    })
+  }
+
+  it('no unhandled rejection', () => {
+    expect(
+      outcome.done,
+      `child never finished; stderr:\n${outcome.stderr.slice(-2000)}`,
+    ).toBeDefined()
+    expect(outcome.done?.unhandled).toEqual([])
+  })
+
+  it('leaves no socket, server or timer behind: the process exits by itself, with code 0', () => {
+    expect(
+      outcome.exitedBySelf,
+      `still alive ${EXIT_BOUND_MS} ms after its last scenario; open handles: ${outcome.done?.handles.join(', ')}`,
+    ).toBe(true)
+    expect(outcome.exitCode).toBe(0)
+  })
+})

@@ -1,0 +1,285 @@
+/**
+ * One fault scenario, end to end: a real emulator, a real app in one framework, the fault turned
+ * on for `verifyM2MToken` only, then the guarantees of DESIGN.md checked in order. Plain
+ * node:assert, so it runs the same inside Vitest and in the child process that proves nothing is
+ * left open afterwards (faults.test.ts).
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { M2MEvent } from '@m2m-guard/core'
+import { type FaultsPatch, startEmulator } from '@m2m-guard/emulator'
+import { type AppResponse, type Framework, startGuardedApp } from '../fuzz/apps.js'
+
+/** A named fault, and which framework plays it (the core decides; each adapter renders it). */
+export interface FaultCase {
+  name: string
+  framework: Framework
+  faults: FaultsPatch
+  /** The Retry-After (seconds) upstream sends with this fault, which must reach the caller. */
+  upstreamRetryAfterS?: number
+  /**
+   * The status line of a 404 can arrive before the connection is cut; the client then reports
+   * that 404 (with an unreadable body) and the verifier rejects the token with 401 instead of
+   * answering 503. Still fail-closed, so tolerated for tokens that are in fact invalid, and
+   * reported in BENCHMARKS.md / the issue as a deviation from "503 for every uncached token".
+   */
+  invalidMayBeRejected?: boolean
+}
+
+// Short client deadline, one quick retry, a breaker that opens after three failed requests: the
+// outage is detected in a few hundred ms and the breaker cycle is driven by the injected clock.
+const TIMEOUT_MS = 300
+const OPEN_MS = 1_000
+const THRESHOLD = 3
+
+/** The faults of issue 7, each in its own scenario. */
+export const FAULT_CASES: FaultCase[] = [
+  { name: 'latency beyond the timeout', framework: 'express', faults: { latencyMs: 1_500 } },
+  { name: '5xx burst', framework: 'fastify', faults: { errorRate: 1, errorStatus: 502 } },
+  {
+    name: '429 with Retry-After',
+    framework: 'hono',
+    faults: { rateLimit: { rate: 1, retryAfterSeconds: 3 } },
+    upstreamRetryAfterS: 3,
+  },
+  {
+    name: 'connection reset mid-response',
+    framework: 'express',
+    faults: { dropRate: 1 },
+    invalidMayBeRejected: true,
+  },
+  { name: 'upstream gone', framework: 'fastify', faults: { down: true } },
+  // The answer is ~300 bytes, in 16-byte chunks 100 ms apart: about 2 s, far past the deadline.
+  { name: 'response trickling slowly', framework: 'hono', faults: { trickleMs: 100 } },
+]
+
+/** What a scenario observed besides its assertions, for the report. */
+export interface ScenarioReport {
+  name: string
+  framework: Framework
+  breakerOpenedAfterRequests: number
+  failFastUpstreamCalls: number
+  events: Record<string, number>
+}
+
+const bearer = (token: string): Array<[string, string]> => [['authorization', `Bearer ${token}`]]
+
+function assertUnavailable(res: AppResponse, what: string, retryAfterS?: number): void {
+  assert.equal(res.status, 503, `${what}: status`)
+  assert.equal(res.headers['www-authenticate'], undefined, `${what}: no challenge on a 503`)
+  const retryAfter = res.headers['retry-after']
+  assert.match(retryAfter ?? '', /^[1-9]\d*$/, `${what}: Retry-After is a positive integer`)
+  if (retryAfterS !== undefined) {
+    assert.ok(Number(retryAfter) <= retryAfterS, `${what}: Retry-After within upstream's`)
+  }
+  assert.equal(
+    (JSON.parse(res.bodyText) as { error: string }).error,
+    'verification_unavailable',
+    `${what}: body`,
+  )
+}
+
+function assertAdmitted(res: AppResponse, subject: string, what: string): void {
+  assert.equal(res.status, 200, `${what}: status (body ${res.bodyText})`)
+  assert.equal((JSON.parse(res.bodyText) as { subject: string }).subject, subject, what)
+}
+
+function assertRejected(res: AppResponse, error: string, what: string): void {
+  assert.equal(res.status, 401, `${what}: status`)
+  assert.equal((JSON.parse(res.bodyText) as { error: string }).error, error, what)
+}
+
+/**
+ * Plays one fault. Throws an AssertionError naming the broken guarantee.
+ *
+ * @example
+ * await runFaultScenario(FAULT_CASES[0]!)
+ */
+export async function runFaultScenario(fault: FaultCase): Promise<ScenarioReport> {
+  const emulator = await startEmulator({ port: 0 })
+  // The breaker reads this clock: advancing it is exactly "one breaker cycle later", with no sleep.
+  let skewMs = 0
+  const events: Record<string, number> = {}
+  try {
+    const receiver = await emulator.createMachine({ name: 'receiver' })
+    const caller = await emulator.createMachine({ name: 'caller', scopedMachines: [receiver.id] })
+    const mint = async () =>
+      (await emulator.createToken(caller.id, { secondsUntilExpiration: 600 })).token as string
+    const warm = await mint()
+    const fresh = await Promise.all(Array.from({ length: 9 }, mint))
+    const revokedToken = await emulator.createToken(caller.id, { secondsUntilExpiration: 600 })
+    await emulator.revokeToken(revokedToken.id, 'test')
+    const revoked = revokedToken.token as string
+    const unknown = `mt_${randomBytes(24).toString('hex')}`
+
+    const app = await startGuardedApp(fault.framework, {
+      apiUrl: emulator.url,
+      secretKey: emulator.secretKey,
+      machineId: receiver.id,
+      timeoutMs: TIMEOUT_MS,
+      retry: { maxRetries: 1, initialDelayMs: 1, maxDelayMs: 5 },
+      breaker: { failureThreshold: THRESHOLD, openMs: OPEN_MS },
+      now: () => Date.now() + skewMs,
+      onEvent: (event: M2MEvent) => {
+        events[event.type] = (events[event.type] ?? 0) + 1
+      },
+    })
+    const verifyCalls = () => emulator.stats().byOperation['verifyM2MToken'] ?? 0
+    try {
+      assertAdmitted(await app.send(bearer(warm)), caller.id, 'warm-up')
+
+      emulator.setFaults({ ...fault.faults, operations: ['verifyM2MToken'] })
+
+      // Cached tokens are still served, without asking upstream.
+      let before = verifyCalls()
+      assertAdmitted(await app.send(bearer(warm)), caller.id, 'cached token during the fault')
+      assert.equal(verifyCalls() - before, 0, 'a cache hit makes no upstream call')
+
+      // Nothing is admitted without verification: valid, revoked and unknown tokens all get 503
+      // until the breaker opens (more valid tokens follow in case rejections reset its count).
+      const probes: Array<[string, 'valid' | 'revoked' | 'unknown']> = [
+        [fresh[0]!, 'valid'],
+        [revoked, 'revoked'],
+        [unknown, 'unknown'],
+        ...fresh.slice(4).map((t): [string, 'valid'] => [t, 'valid']),
+      ]
+      let opened = 0
+      for (const [i, [token, kind]] of probes.entries()) {
+        const res = await app.send(bearer(token))
+        const what = `uncached ${kind} token (#${i}) during the fault`
+        if (kind !== 'valid' && fault.invalidMayBeRejected && res.status === 401) {
+          assertRejected(res, 'invalid_token', what)
+        } else {
+          assertUnavailable(res, what, fault.upstreamRetryAfterS)
+        }
+        if (app.verifier.stats().breaker === 'open') {
+          opened = i + 1
+          break
+        }
+      }
+      assert.ok(opened > 0, 'the breaker opened')
+      assert.ok(verifyCalls() > before, 'the failed verifications did reach upstream')
+
+      // Open breaker: fail fast, no upstream call, still 503 + Retry-After; cache still served.
+      before = verifyCalls()
+      assertUnavailable(await app.send(bearer(fresh[3]!)), 'while the breaker is open')
+      const failFastUpstreamCalls = verifyCalls() - before
+      assert.equal(failFastUpstreamCalls, 0, 'an open breaker makes no upstream call')
+      assertAdmitted(await app.send(bearer(warm)), caller.id, 'cached token, breaker open')
+
+      // Upstream recovers; the breaker still fails fast until its cycle is over…
+      emulator.clearFaults()
+      // Let aborted requests (latency, trickle) finish on the emulator's side before counting.
+      await sleep(50)
+      before = verifyCalls()
+      assertUnavailable(await app.send(bearer(fresh[3]!)), 'recovered, cycle not over')
+      assert.equal(verifyCalls() - before, 0, 'no call before the cycle is over')
+
+      // …and exactly one cycle later (longer when upstream's Retry-After asked for it) the first
+      // request goes through and closes it.
+      skewMs += Math.max(OPEN_MS, (fault.upstreamRetryAfterS ?? 0) * 1000) + 1
+      assertAdmitted(await app.send(bearer(fresh[3]!)), caller.id, 'first request after one cycle')
+      assert.equal(app.verifier.stats().breaker, 'closed', 'breaker closed by the probe')
+
+      // Transient failures were never cached: each earlier 503 token is now verified for real.
+      assertAdmitted(
+        await app.send(bearer(fresh[0]!)),
+        caller.id,
+        'a token refused during the outage',
+      )
+      const revokedAfter = await app.send(bearer(revoked))
+      // (When a cut 404 was taken as a verdict, the negative cache says "unknown" for a while.)
+      assertRejected(
+        revokedAfter,
+        fault.invalidMayBeRejected && revokedAfter.bodyText.includes('invalid_token')
+          ? 'invalid_token'
+          : 'token_revoked',
+        'revoked token after recovery',
+      )
+      assertRejected(
+        await app.send(bearer(unknown)),
+        'invalid_token',
+        'unknown token after recovery',
+      )
+      assertAdmitted(await app.send(bearer(warm)), caller.id, 'warm token after recovery')
+      assert.ok((events['breaker_open'] ?? 0) >= 1, 'breaker_open event')
+      assert.ok((events['breaker_closed'] ?? 0) >= 1, 'breaker_closed event')
+      return {
+        name: fault.name,
+        framework: fault.framework,
+        breakerOpenedAfterRequests: opened,
+        failFastUpstreamCalls,
+        events,
+      }
+    } finally {
+      await app.close()
+    }
+  } finally {
+    await emulator.close()
+  }
+}
+
+/**
+ * A partial outage (seeded 50 % of 5xx): every answer is a correct verdict or a 503, never a
+ * wrong admission, through every framework.
+ *
+ * @example
+ * await runFlakyScenario('express')
+ */
+export async function runFlakyScenario(
+  framework: Framework,
+): Promise<{ ok: number; unavailable: number }> {
+  const emulator = await startEmulator({ port: 0 })
+  try {
+    const receiver = await emulator.createMachine({ name: 'receiver' })
+    const caller = await emulator.createMachine({ name: 'caller', scopedMachines: [receiver.id] })
+    const outsider = await emulator.createMachine({ name: 'outsider' })
+    const app = await startGuardedApp(framework, {
+      apiUrl: emulator.url,
+      secretKey: emulator.secretKey,
+      machineId: receiver.id,
+      timeoutMs: TIMEOUT_MS,
+      retry: false,
+      // Off: this scenario is about verdicts under intermittent failures, not about failing fast.
+      breaker: false,
+    })
+    let ok = 0
+    let unavailable = 0
+    try {
+      emulator.setFaults({
+        errorRate: 0.5,
+        errorStatus: 500,
+        seed: 7,
+        operations: ['verifyM2MToken'],
+      })
+      for (let i = 0; i < 30; i++) {
+        const kind = i % 3
+        const token =
+          kind === 0
+            ? ((await emulator.createToken(caller.id, { secondsUntilExpiration: 600 }))
+                .token as string)
+            : kind === 1
+              ? ((await emulator.createToken(outsider.id, { secondsUntilExpiration: 600 }))
+                  .token as string)
+              : `mt_${randomBytes(24).toString('hex')}`
+        const res = await app.send(bearer(token))
+        if (res.status === 503) {
+          assertUnavailable(res, `flaky #${i}`)
+          unavailable++
+          continue
+        }
+        const expected = kind === 0 ? 200 : kind === 1 ? 403 : 401
+        assert.equal(res.status, expected, `flaky #${i} (kind ${kind}): ${res.bodyText}`)
+        if (kind === 0) ok++
+      }
+      // With a seeded 50 % both outcomes must have happened, or this proved nothing.
+      assert.ok(ok > 0 && unavailable > 0, `ok ${ok}, unavailable ${unavailable}`)
+      return { ok, unavailable }
+    } finally {
+      await app.close()
+    }
+  } finally {
+    await emulator.close()
+  }
+}
