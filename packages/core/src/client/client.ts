@@ -21,7 +21,7 @@ import { fetchTransport } from './fetch-adapter.js'
 import { fingerprintSecretKey } from './fingerprint.js'
 import { resolveClientOptions } from './options.js'
 import { backoffDelay, isRetryable, parseRetryAfter, resolveRetry } from './retry.js'
-import { BodyTooLargeError, type Transport } from './transport.js'
+import { BodyTooLargeError, CallAbort, type Transport } from './transport.js'
 import {
   validateCreateTokenParams,
   validateListAllTokensParams,
@@ -72,6 +72,23 @@ interface Call<T> {
 
 /** Marks the deadline's abort, to tell it from the caller's. */
 const DEADLINE = Symbol('deadline')
+
+function abortAtDeadline(abort: CallAbort): void {
+  abort.abort(DEADLINE)
+}
+
+function timeoutError(
+  operation: string,
+  timeoutMs: number,
+  attempts: number,
+  lastError: M2MApiError | M2MConnectionError | undefined,
+): M2MConnectionError {
+  return new M2MConnectionError(
+    'timeout',
+    `${operation}: no answer from the Clerk API within ${timeoutMs} ms (${attempts} attempt${attempts === 1 ? '' : 's'})`,
+    lastError ? { cause: lastError } : undefined,
+  )
+}
 
 function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -125,9 +142,10 @@ export function buildM2MClient(
     ...baseHeaders,
     'content-type': 'application/json',
   }
+  /** The client's own policy, resolved once: calls without a `retry` option share it. */
+  const clientPolicy = resolveRetry(resolved.retry, undefined)
 
-  async function attempt<T>(call: Call<T>, signal: AbortSignal): Promise<T> {
-    const redact = redactor([secretKey, ...call.secrets])
+  async function attempt<T>(call: Call<T>, abort: CallAbort): Promise<T> {
     let response: Awaited<ReturnType<Transport>>
     try {
       response = await transport({
@@ -136,10 +154,10 @@ export function buildM2MClient(
         path: basePath + call.path,
         headers: call.body === undefined ? baseHeaders : jsonHeaders,
         body: call.body === undefined ? undefined : JSON.stringify(call.body),
-        signal,
+        abort,
       })
     } catch (error) {
-      if (signal.aborted) throw error
+      if (abort.aborted) throw error
       throw connectionError(call.operation, origin, error)
     }
     let text: string | undefined
@@ -147,7 +165,7 @@ export function buildM2MClient(
     try {
       text = await response.text()
     } catch (error) {
-      if (signal.aborted) throw error
+      if (abort.aborted) throw error
       readError = error
     }
     const { status } = response
@@ -158,7 +176,8 @@ export function buildM2MClient(
         header: response.header,
         text,
         retryAfterMs: parseRetryAfter(response.header('retry-after'), now()),
-        redact,
+        // Built only for a failure: a success quotes nothing.
+        redact: redactor([secretKey, ...call.secrets]),
       })
     }
     if (text === undefined) {
@@ -188,28 +207,31 @@ export function buildM2MClient(
     const callerSignal = requestOptions.signal
     if (callerSignal?.aborted) throw callerSignal.reason
     const timeoutMs = requestOptions.timeoutMs ?? resolved.timeoutMs
-    const policy = resolveRetry(resolved.retry, requestOptions.retry)
+    const policy =
+      requestOptions.retry === undefined
+        ? clientPolicy
+        : resolveRetry(resolved.retry, requestOptions.retry)
     const deadline = now() + timeoutMs
-    const controller = new AbortController()
-    const timer = setTimeout(() => controller.abort(DEADLINE), timeoutMs)
-    const onCallerAbort = () => controller.abort(callerSignal?.reason)
-    callerSignal?.addEventListener('abort', onCallerAbort, { once: true })
+    // One timer for the whole call, retries included; unref'd, since the request in flight (or
+    // the retry's sleep) is what keeps the process alive, never the deadline.
+    const abort = new CallAbort()
+    const timer = setTimeout(abortAtDeadline, timeoutMs, abort)
+    ;(timer as { unref?: () => void }).unref?.()
+    let onCallerAbort: (() => void) | undefined
+    if (callerSignal !== undefined) {
+      onCallerAbort = () => abort.abort(callerSignal.reason)
+      callerSignal.addEventListener('abort', onCallerAbort, { once: true })
+    }
     let lastError: M2MApiError | M2MConnectionError | undefined
     let attempts = 0
-    const timedOut = () =>
-      new M2MConnectionError(
-        'timeout',
-        `${call.operation}: no answer from the Clerk API within ${timeoutMs} ms (${attempts} attempt${attempts === 1 ? '' : 's'})`,
-        lastError ? { cause: lastError } : undefined,
-      )
     try {
       for (let retryIndex = 0; ; retryIndex++) {
         attempts++
         try {
-          return await attempt(call, controller.signal)
+          return await attempt(call, abort)
         } catch (error) {
           if (callerSignal?.aborted) throw callerSignal.reason
-          if (controller.signal.aborted) throw timedOut()
+          if (abort.aborted) throw timeoutError(call.operation, timeoutMs, attempts, lastError)
           const failure = error as M2MApiError | M2MConnectionError
           const canRetry =
             policy !== false &&
@@ -225,17 +247,17 @@ export function buildM2MClient(
           if (now() + delay >= deadline) throw failure
           lastError = failure
           try {
-            await sleep(delay, controller.signal)
+            await sleep(delay, abort.signal)
           } catch (sleepError) {
             if (callerSignal?.aborted) throw callerSignal.reason
-            if (controller.signal.aborted) throw timedOut()
+            if (abort.aborted) throw timeoutError(call.operation, timeoutMs, attempts, lastError)
             throw sleepError
           }
         }
       }
     } finally {
       clearTimeout(timer)
-      callerSignal?.removeEventListener('abort', onCallerAbort)
+      if (onCallerAbort !== undefined) callerSignal?.removeEventListener('abort', onCallerAbort)
     }
   }
 

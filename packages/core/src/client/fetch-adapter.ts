@@ -27,7 +27,7 @@ export function fetchTransport(fetchImpl: FetchLike): Transport {
       method: request.method,
       headers: request.headers,
       body: request.body,
-      signal: request.signal,
+      signal: request.abort.signal,
       // Following a redirect could carry the secret key to another host: a 3xx is an error here.
       redirect: 'manual',
     })

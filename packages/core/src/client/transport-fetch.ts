@@ -17,7 +17,7 @@ export const transportName = 'fetch' as const
  * Sends one request with the global `fetch`.
  *
  * @example
- * const res = await send({ method: 'POST', origin, path: '/v1/m2m_tokens/verify', headers, body, signal })
+ * const res = await send({ method: 'POST', origin, path: '/v1/m2m_tokens/verify', headers, body, abort })
  */
 export const send: Transport = fetchTransport((input, init) => globalThis.fetch(input, init))
 

@@ -2,8 +2,13 @@
  * Transport for Node: undici with one keep-alive pool per origin, shared by every client in the
  * process, so a verifier and an admin client talking to the same API reuse warm connections.
  */
-import { Pool } from 'undici'
-import { collectText, type Transport, type TransportResponse } from './transport.js'
+import { errors, Pool } from 'undici'
+import {
+  BodyTooLargeError,
+  MAX_BODY_BYTES,
+  type Transport,
+  type TransportResponse,
+} from './transport.js'
 
 /**
  * Which transport `#transport` resolved to, for diagnostics and tests.
@@ -19,7 +24,13 @@ function poolFor(origin: string): Pool {
   let pool = pools.get(origin)
   if (!pool) {
     // Idle sockets are unref'd by undici, so an open pool never keeps the process alive.
-    pool = new Pool(origin, { keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 })
+    // undici enforces the body cap itself (declared length and bytes received): one check per
+    // chunk in its parser, no stream of our own to collect through.
+    pool = new Pool(origin, {
+      keepAliveTimeout: 10_000,
+      keepAliveMaxTimeout: 60_000,
+      maxResponseSize: MAX_BODY_BYTES,
+    })
     pools.set(origin, pool)
   }
   return pool
@@ -29,7 +40,7 @@ function poolFor(origin: string): Pool {
  * Sends one request through the shared undici pool of its origin.
  *
  * @example
- * const res = await send({ method: 'POST', origin, path: '/v1/m2m_tokens/verify', headers, body, signal })
+ * const res = await send({ method: 'POST', origin, path: '/v1/m2m_tokens/verify', headers, body, abort })
  */
 export const send: Transport = async function sendWithUndici(request) {
   const response = await poolFor(request.origin).request({
@@ -37,7 +48,8 @@ export const send: Transport = async function sendWithUndici(request) {
     path: request.path,
     headers: request.headers,
     body: request.body,
-    signal: request.signal,
+    // The EventEmitter form undici accepts: no AbortSignal per call (see CallAbort).
+    signal: request.abort,
   })
   let consumed = false
   const result: TransportResponse = {
@@ -49,10 +61,16 @@ export const send: Transport = async function sendWithUndici(request) {
     text: () => {
       if (consumed) return Promise.reject(new Error('response body already read'))
       consumed = true
-      return collectText(response.body)
+      // undici's own consumer: no async iterator and no copy into one more buffer.
+      return response.body.text().catch(rethrowBodyError)
     },
   }
   return result
+}
+
+function rethrowBodyError(error: unknown): never {
+  if (error instanceof errors.ResponseExceededMaxSizeError) throw new BodyTooLargeError()
+  throw error
 }
 
 /**

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { transportName } from '#transport'
 import { type FakeClerk, startFakeClerk } from '../../test/support/fake-clerk.js'
 import { buildM2MClient } from './client.js'
+import { BodyTooLargeError, CallAbort, MAX_BODY_BYTES } from './transport.js'
 import * as fetchTransport from './transport-fetch.js'
 import * as nodeTransport from './transport-node.js'
 
@@ -62,6 +63,54 @@ describe('undici transport', () => {
     )
   })
 
+  it('refuses a body over the cap, declared or not, and the client reports invalid_response', async () => {
+    const huge = 'x'.repeat(MAX_BODY_BYTES + 1)
+    const abort = new CallAbort()
+    const request = {
+      method: 'POST' as const,
+      origin: fake.url,
+      path: '/v1/m2m_tokens/verify',
+      headers: { authorization: 'Bearer sk_test_abcdefgh', 'content-type': 'application/json' },
+      body: JSON.stringify({ token: TOKEN }),
+      abort,
+    }
+    // Declared length over the cap.
+    fake.enqueue({ status: 200, text: huge, headers: { 'content-type': 'application/json' } })
+    const declared = await nodeTransport.send(request)
+    await expect(declared.text()).rejects.toBeInstanceOf(BodyTooLargeError)
+    // Chunked, so only the bytes received tell.
+    fake.enqueue({
+      status: 200,
+      text: huge,
+      headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+    })
+    const chunked = await nodeTransport.send(request)
+    await expect(chunked.text()).rejects.toBeInstanceOf(BodyTooLargeError)
+    fake.enqueue({ status: 200, text: huge, headers: { 'content-type': 'application/json' } })
+    const client = buildM2MClient(
+      { secretKey: 'sk_test_abcdefgh', apiUrl: fake.url, retry: false },
+      { transport: nodeTransport.send },
+    )
+    await expect(client.verifyToken({ token: TOKEN })).rejects.toMatchObject({
+      code: 'invalid_response',
+    })
+  })
+
+  it('aborts a request in flight through CallAbort (no AbortSignal involved)', async () => {
+    fake.enqueue({ hang: true })
+    const abort = new CallAbort()
+    const pending = nodeTransport.send({
+      method: 'POST',
+      origin: fake.url,
+      path: '/v1/m2m_tokens/verify',
+      headers: { authorization: 'Bearer sk_test_abcdefgh', 'content-type': 'application/json' },
+      body: JSON.stringify({ token: TOKEN }),
+      abort,
+    })
+    setTimeout(() => abort.abort(new Error('stop')), 20)
+    await expect(pending).rejects.toThrow('stop')
+  })
+
   it('closeTransport closes the pools; the next request opens a new one', async () => {
     const client = buildM2MClient(
       { secretKey: 'sk_test_abcdefgh', apiUrl: fake.url },
@@ -72,5 +121,42 @@ describe('undici transport', () => {
     await nodeTransport.closeTransport()
     await client.verifyToken({ token: TOKEN })
     expect(fake.connections).toBe(before + 1)
+  })
+})
+
+describe('CallAbort', () => {
+  it('runs each listener once, honours removeListener, and ignores a throwing listener', () => {
+    const abort = new CallAbort()
+    const seen: string[] = []
+    const removed = () => seen.push('removed')
+    abort.on('abort', () => {
+      throw new Error('listener bug')
+    })
+    abort.once('abort', () => seen.push('a'))
+    abort.on('abort', removed)
+    abort.on('other', () => seen.push('other'))
+    abort.off('abort', removed)
+    expect(abort.aborted).toBe(false)
+    abort.abort('why')
+    abort.abort('again')
+    expect(seen).toEqual(['a'])
+    expect(abort.aborted).toBe(true)
+    expect(abort.reason).toBe('why')
+    abort.on('abort', () => seen.push('late'))
+    expect(seen).toEqual(['a'])
+  })
+
+  it('mirrors into a standard AbortSignal made on demand, before or after the abort', () => {
+    const early = new CallAbort()
+    const signal = early.signal
+    expect(early.signal).toBe(signal)
+    expect(signal.aborted).toBe(false)
+    early.abort('deadline')
+    expect(signal.aborted).toBe(true)
+    expect(signal.reason).toBe('deadline')
+    const late = new CallAbort()
+    late.abort('caller')
+    expect(late.signal.aborted).toBe(true)
+    expect(late.signal.reason).toBe('caller')
   })
 })

@@ -448,7 +448,9 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
           .catch((err: unknown) => storeError('set', err))
       }
     }
-    emit({ type: 'verified', id: auth.id, subject: auth.subject, format: auth.format, source })
+    if (onEvent !== undefined) {
+      emit({ type: 'verified', id: auth.id, subject: auth.subject, format: auth.format, source })
+    }
     return entry
   }
 
@@ -694,9 +696,19 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
    * cancellation, the follower does not fail: it retries once, joining a fresh call or making its
    * own. Verdicts (valid, rejected, a real 503) are values, so they are shared as they are.
    */
-  async function join(key: string, token: string, format: 'opaque' | 'jwt'): Promise<Outcome> {
+  function join(key: string, token: string, format: 'opaque' | 'jwt'): Promise<Outcome> {
     const shared = inflight.get(key)
+    // The leader's promise as it is: no async layer of our own on the common path.
     if (shared === undefined) return lead(key, token, format)
+    return follow(shared, key, token, format)
+  }
+
+  async function follow(
+    shared: Promise<Outcome>,
+    key: string,
+    token: string,
+    format: 'opaque' | 'jwt',
+  ): Promise<Outcome> {
     counters.coalesced++
     try {
       const outcome = await waitAsFollower(shared)
@@ -724,11 +736,13 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
   }
 
   function fail(error: M2MAuthError, id?: string): never {
-    emit(
-      id === undefined
-        ? { type: 'rejected', code: error.code }
-        : { type: 'rejected', code: error.code, id },
-    )
+    if (onEvent !== undefined) {
+      emit(
+        id === undefined
+          ? { type: 'rejected', code: error.code }
+          : { type: 'rejected', code: error.code, id },
+      )
+    }
     throw error
   }
 
@@ -758,7 +772,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       }
       if (t < entry.freshUntil) {
         counters.hits++
-        emit({ type: 'cache_hit', id: auth.id, tier: 'memory' })
+        if (onEvent !== undefined) emit({ type: 'cache_hit', id: auth.id, tier: 'memory' })
         return admit(entry)
       }
       if (t < entry.staleUntil) stale = entry
@@ -774,7 +788,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     }
 
     counters.misses++
-    emit({ type: 'cache_miss' })
+    if (onEvent !== undefined) emit({ type: 'cache_miss' })
     const outcome = await join(key, token, format)
     if (outcome instanceof Entry) return admit(outcome)
     if (outcome.code === 'verification_unavailable' && stale !== undefined) {
@@ -816,8 +830,11 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
 
   return {
     verify(token: string): Promise<M2MAuth> {
-      // The hit path: synchronous hash, one LRU lookup, one clock read, no await. Shape is not
-      // re-checked: only well-formed tokens ever get an entry.
+      // The hit path: synchronous hash, one LRU lookup, one clock read, no await, no closure,
+      // no event object unless someone listens. Shape is not re-checked: only well-formed tokens
+      // ever get an entry. `freshUntil` is never past the token's expiry (see `remember`), so
+      // `now() < freshUntil` is the expiry check on our clock; a revoked id is refused even if
+      // its entry were still here (the set is empty until the first revocation).
       if (
         sha256Sync !== undefined &&
         typeof token === 'string' &&
@@ -825,7 +842,11 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       ) {
         const key = sha256Sync(token)
         const entry = positive.get(key)
-        if (entry?.scopeOk && now() < entry.freshUntil) {
+        if (
+          entry?.scopeOk &&
+          now() < entry.freshUntil &&
+          (revokedIds.size === 0 || !isRevoked(entry.auth.id))
+        ) {
           counters.hits++
           if (onEvent !== undefined) emit({ type: 'cache_hit', id: entry.auth.id, tier: 'memory' })
           return Promise.resolve(entry.auth)
