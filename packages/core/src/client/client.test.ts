@@ -412,12 +412,15 @@ describe.each(variants)('createM2MClient over $name', (variant) => {
       expect(error.message).toContain("not Clerk's error shape")
     })
 
-    it('an error body cut off by a dropped connection still gives an M2MApiError', async () => {
+    it('an error body cut off by a dropped connection is a connection failure, not a verdict', async () => {
+      // A cut 404 must not read as "unknown token": the verifier would cache it negatively.
       fake.enqueue({ truncate: true, status: 404, text: '{"errors":[{"co', declaredLength: 500 })
-      const error = (await rejection(client().verifyToken({ token: OPAQUE_TOKEN }))) as M2MApiError
-      expect(error).toBeInstanceOf(M2MApiError)
-      expect(error.status).toBe(404)
-      expect(error.message).toContain('could not be read in full')
+      const error = (await rejection(
+        client({ retry: false }).verifyToken({ token: OPAQUE_TOKEN }),
+      )) as M2MConnectionError
+      expect(error).toBeInstanceOf(M2MConnectionError)
+      expect(error.code).toBe('connection_failed')
+      expect(error.message).toContain('closed while reading the answer')
       expect(fake.requests).toHaveLength(1)
     })
 

@@ -169,6 +169,16 @@ export function buildM2MClient(
       readError = error
     }
     const { status } = response
+    // The connection broke while an error body was arriving: the status line alone is not a
+    // verdict we can trust (a cut 404 must not become "unknown token" in a negative cache), so
+    // this is a transient connection failure, retried like one.
+    if (
+      (status < 200 || status > 299) &&
+      text === undefined &&
+      !(readError instanceof BodyTooLargeError)
+    ) {
+      throw connectionError(call.operation, origin, readError, 'body')
+    }
     if (status < 200 || status > 299) {
       throw decodeApiError({
         operation: call.operation,
