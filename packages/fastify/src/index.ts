@@ -103,27 +103,36 @@ const plugin: FastifyPluginAsync<M2MFastifyOptions> = async function m2mGuardPlu
     return result
   }
 
-  async function guardRequest(
+  // Not async: the guard's promise is chained once, rather than wrapped in another async frame.
+  function guardRequest(
     request: FastifyRequest,
     reply: FastifyReply,
     policy: M2MCompiledPolicy,
   ): Promise<FastifyReply | undefined> {
-    const result = await guard.authenticate(
-      {
-        method: request.method,
-        authorization: authorizationOfNodeRequest(request.raw),
-        accessControlRequestMethod: request.headers['access-control-request-method'],
-        native: request,
-      },
-      policy,
-    )
-    if (result.ok) {
-      request.m2m = result.auth
-      return undefined
-    }
-    const { status, headers, bodyText } = result.response
-    // An async hook that answers must return the reply, or Fastify would run the route too.
-    return reply.code(status).headers(headers).send(bodyText)
+    const method = request.method
+    return guard
+      .authenticate(
+        {
+          method,
+          authorization: authorizationOfNodeRequest(request.raw),
+          // Only a preflight looks at it.
+          accessControlRequestMethod:
+            method.length === 7 && method.toUpperCase() === 'OPTIONS'
+              ? request.headers['access-control-request-method']
+              : undefined,
+          native: request,
+        },
+        policy,
+      )
+      .then((result) => {
+        if (result.ok) {
+          request.m2m = result.auth
+          return undefined
+        }
+        const { status, headers, bodyText } = result.response
+        // A hook that answers must return the reply, or Fastify would run the route too.
+        return reply.code(status).headers(headers).send(bodyText)
+      })
   }
 
   fastify.decorateRequest('m2m', null)
@@ -141,9 +150,12 @@ const plugin: FastifyPluginAsync<M2MFastifyOptions> = async function m2mGuardPlu
     compile(m2m as M2MRoutePolicy, `${NAME}: config.m2m of ${route.method} ${route.url}`)
   })
 
-  fastify.addHook('onRequest', async function m2mGuardOnRequest(request, reply) {
+  // Not async either: a route left open answers with an already-resolved promise, and a guarded
+  // one with the guard's own, not one more async frame around it.
+  const OPEN: Promise<undefined> = Promise.resolve(undefined)
+  fastify.addHook('onRequest', function m2mGuardOnRequest(request, reply) {
     const config = routeConfigOf(request)
-    if (config === false || (config === undefined && !guardAll)) return undefined
+    if (config === false || (config === undefined && !guardAll)) return OPEN
     const policy =
       typeof config === 'object' && config !== null
         ? compile(config, `${NAME}: config.m2m of ${request.method} ${request.url}`)

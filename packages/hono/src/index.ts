@@ -66,16 +66,42 @@ function toHTTPException(response: RenderedAuthError, cause: unknown): HTTPExcep
 
 // Workers put variables in c.env (bindings); Node and Bun in process.env. Hono's env() helper
 // reads process.env on Node even when the app was given bindings, so look at c.env first.
-function environmentOf(c: Context): Readonly<Record<string, unknown>> {
-  if (hasM2MEnv(c.env)) return c.env
-  return (globalThis as { process?: { env?: Record<string, unknown> } }).process?.env ?? {}
+// On Node, c.env is @hono/node-server's `{ incoming, outgoing }`: none of the four names is set,
+// which four property reads tell without calling `hasM2MEnv` (and its closure) per request.
+function bindingsOf(c: Context): Readonly<Record<string, unknown>> | undefined {
+  const env = c.env as Record<string, unknown> | undefined
+  if (typeof env !== 'object' || env === null) return undefined
+  if (
+    env.CLERK_MACHINE_SECRET_KEY === undefined &&
+    env.CLERK_SECRET_KEY === undefined &&
+    env.CLERK_API_URL === undefined &&
+    env.CLERK_JWT_KEY === undefined
+  ) {
+    return undefined
+  }
+  return hasM2MEnv(env) ? env : undefined
+}
+
+// process.env is a getter per variable on Node (1–2 µs for the four), so it is read once, at the
+// first request that needs it, and the copy is used from then on.
+function snapshotProcessEnv(): Readonly<Record<string, unknown>> {
+  const source = (globalThis as { process?: { env?: Record<string, unknown> } }).process?.env
+  const snapshot: Record<string, unknown> = {}
+  if (source !== undefined) {
+    for (const name of M2M_ENV_VARIABLES) {
+      const value = source[name]
+      if (value !== undefined) snapshot[name] = value
+    }
+  }
+  return Object.freeze(snapshot)
 }
 
 /**
  * Guards Hono routes with Clerk M2M tokens, on Node, Bun and Cloudflare Workers. The secret key,
  * API URL and JWT key come from `c.env` on Workers and `process.env` elsewhere
  * (`CLERK_MACHINE_SECRET_KEY`, `CLERK_SECRET_KEY`, `CLERK_API_URL`, `CLERK_JWT_KEY`); explicit
- * options win. Because Workers bindings exist only inside a request, the verifier is built on the
+ * options win. `process.env` is read once, on the first request without bindings: set the
+ * variables before the server starts serving. Because Workers bindings exist only inside a request, the verifier is built on the
  * first request and then reused for every request that sees the same values of those variables:
  * once per isolate, never per request. Static options are validated at once (a `TypeError` names
  * a wrong option). On success `c.get('m2m')` is the identity; a rejection is thrown as an
@@ -103,27 +129,58 @@ export function requireM2M(
   // even a fresh env object per request cannot make a verifier per request. The values are
   // compared, not joined into a string key: that string would hold the secret key, built anew on
   // every request.
-  const guards: { values: unknown[]; entry: M2MGuard<Context> | { failed: unknown } }[] = []
+  type Entry = M2MGuard<Context> | { failed: unknown }
+  const guards: { values: unknown[]; entry: Entry }[] = []
+  // The guard of process.env (Node, Bun): its variables are read once, on the first request
+  // whose c.env has none of them; every later such request uses this entry directly.
+  let processEntry: Entry | undefined
+  // The bindings' entry used last (Workers): one isolate has one set of bindings, so this is the
+  // one nearly every request needs; comparing its four values allocates nothing.
+  let last: { values: unknown[]; entry: Entry } | undefined
+
+  function build(c: Context, env: Readonly<Record<string, unknown>>): Entry {
+    try {
+      const resolved = typeof options === 'function' ? options(c) : options
+      // A shared verifier was configured by its owner; otherwise the environment fills in
+      // what the options leave out.
+      const withEnv =
+        resolved.verifier === undefined
+          ? { ...verifierOptionsFromEnv(env), ...definedOnly(resolved) }
+          : resolved
+      return createM2MGuard<Context>(withEnv, context)
+    } catch (err) {
+      // Remember the failure: retrying would build (and fail) once per request.
+      return { failed: err }
+    }
+  }
+
+  function entryOf(c: Context, env: Readonly<Record<string, unknown>>): Entry {
+    const values = M2M_ENV_VARIABLES.map((name) => env[name] ?? null)
+    let found = guards.find((g) => g.values.every((value, i) => Object.is(value, values[i])))
+    if (found === undefined) {
+      found = { values, entry: build(c, env) }
+      guards.push(found)
+    }
+    return found.entry
+  }
+
+  function sameValues(values: readonly unknown[], env: Readonly<Record<string, unknown>>): boolean {
+    for (let i = 0; i < M2M_ENV_VARIABLES.length; i++) {
+      if (!Object.is(values[i], env[M2M_ENV_VARIABLES[i] as string] ?? null)) return false
+    }
+    return true
+  }
 
   function guardFor(c: Context): M2MGuard<Context> {
-    const env = environmentOf(c)
-    const values = M2M_ENV_VARIABLES.map((name) => env[name] ?? null)
-    let entry = guards.find((g) => g.values.every((value, i) => Object.is(value, values[i])))?.entry
-    if (entry === undefined) {
-      try {
-        const resolved = typeof options === 'function' ? options(c) : options
-        // A shared verifier was configured by its owner; otherwise the environment fills in
-        // what the options leave out.
-        const withEnv =
-          resolved.verifier === undefined
-            ? { ...verifierOptionsFromEnv(env), ...definedOnly(resolved) }
-            : resolved
-        entry = createM2MGuard<Context>(withEnv, context)
-      } catch (err) {
-        // Remember the failure: retrying would build (and fail) once per request.
-        entry = { failed: err }
-      }
-      guards.push({ values, entry })
+    const bindings = bindingsOf(c)
+    let entry: Entry
+    if (bindings === undefined) {
+      entry = processEntry ??= entryOf(c, snapshotProcessEnv())
+    } else if (last !== undefined && sameValues(last.values, bindings)) {
+      entry = last.entry
+    } else {
+      entry = entryOf(c, bindings)
+      last = guards.find((g) => g.entry === entry)
     }
     if ('failed' in entry) throw entry.failed
     return entry
@@ -138,10 +195,14 @@ export function requireM2M(
       // Fail closed: a guard that cannot be built answers 500, never lets the request through.
       throw toHTTPException(renderAuthError(err), err)
     }
+    const method = c.req.method
     const result = await guard.authenticate({
-      method: c.req.method,
+      method,
       authorization: c.req.header('authorization'),
-      accessControlRequestMethod: c.req.header('access-control-request-method'),
+      // Only a preflight looks at it: not read (a header lookup) on any other request.
+      accessControlRequestMethod: isOptions(method)
+        ? c.req.header('access-control-request-method')
+        : undefined,
       native: c,
     })
     if (!result.ok) throw toHTTPException(result.response, result.error)
@@ -151,10 +212,16 @@ export function requireM2M(
 
   return Object.assign(requireM2MMiddleware, {
     async close() {
+      processEntry = undefined
+      last = undefined
       const built = guards.splice(0)
       await Promise.all(built.map(({ entry }) => ('failed' in entry ? undefined : entry.close())))
     },
   })
+}
+
+function isOptions(method: string): boolean {
+  return method.length === 7 && method.toUpperCase() === 'OPTIONS'
 }
 
 function definedOnly<T extends object>(options: T): Partial<T> {

@@ -311,6 +311,22 @@ describe('@m2m-guard/hono on Node', () => {
       expect(res.status).toBe(200)
     })
 
+    it('reads process.env once, on the first request, not per request', async () => {
+      vi.stubEnv('CLERK_MACHINE_SECRET_KEY', '')
+      vi.stubEnv('CLERK_SECRET_KEY', world.emulator.secretKey)
+      vi.stubEnv('CLERK_API_URL', world.emulator.url)
+      const options = vi.fn((): RequireM2MOptions => ({ machineId: world.receiver.id }))
+      const app = guarded(options)
+      const minted = await world.mint(world.caller)
+      expect((await app.request('/internal/whoami', bearer(minted.token))).status).toBe(200)
+      // Changed after the first request: the snapshot taken then is what counts.
+      vi.stubEnv('CLERK_SECRET_KEY', 'sk_test_not_known_to_the_emulator')
+      const before = world.verifyCalls()
+      expect((await app.request('/internal/whoami', bearer(minted.token))).status).toBe(200)
+      expect(world.verifyCalls()).toBe(before)
+      expect(options).toHaveBeenCalledTimes(1)
+    })
+
     it('explicit options win over the environment', async () => {
       const app = guarded({ ...world.verifierOptions, secretKey: 'sk_test_explicit_wrong' })
       const minted = await world.mint(world.caller)

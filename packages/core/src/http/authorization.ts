@@ -29,6 +29,9 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 // RFC 9110 §11.1: auth-scheme = token.
 const AUTH_SCHEME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
+// Another scheme followed by a Bearer credential: two headers joined with a comma.
+const REPEATED_BEARER = /,\s*bearer(\s|$)/i
+
 const NONE: ParsedAuthorization = Object.freeze({ kind: 'none' })
 
 function malformed(description: string): ParsedAuthorization {
@@ -94,17 +97,18 @@ export function parseAuthorization(
 
   const space = value.indexOf(' ')
   const scheme = space === -1 ? value : value.slice(0, space)
-  if (!AUTH_SCHEME.test(scheme)) {
-    // A comma here is what Node and the Fetch API make of a repeated header.
-    return malformed(
-      value.includes(',')
-        ? 'The Authorization header was sent more than once'
-        : 'The Authorization header does not start with an authentication scheme',
-    )
-  }
-  if (scheme.toLowerCase() !== 'bearer') {
+  // "Bearer", in any case, is a valid auth-scheme: the common case skips the scheme regex.
+  if (scheme.length !== 6 || scheme.toLowerCase() !== 'bearer') {
+    if (!AUTH_SCHEME.test(scheme)) {
+      // A comma here is what Node and the Fetch API make of a repeated header.
+      return malformed(
+        value.includes(',')
+          ? 'The Authorization header was sent more than once'
+          : 'The Authorization header does not start with an authentication scheme',
+      )
+    }
     // `Basic …, Bearer …` is two headers joined: which one counts is ambiguous, so refuse it.
-    return /,\s*bearer(\s|$)/i.test(value)
+    return REPEATED_BEARER.test(value)
       ? malformed('The Authorization header was sent more than once')
       : NONE
   }

@@ -319,9 +319,11 @@ export function createM2MGuard<Req = unknown>(
       try {
         // A CORS preflight carries no credentials by design (Fetch spec); answering it 401 would
         // make every cross-origin call fail before it is made.
+        // The header is checked first: it is absent on every request but a preflight, and
+        // upper-casing the method would be a string allocation per request.
         if (
-          String(request.method).toUpperCase() === 'OPTIONS' &&
-          hasHeader(request.accessControlRequestMethod)
+          hasHeader(request.accessControlRequestMethod) &&
+          String(request.method).toUpperCase() === 'OPTIONS'
         ) {
           return { ok: true, auth: null, preflight: true }
         }
