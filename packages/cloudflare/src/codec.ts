@@ -1,4 +1,4 @@
-import type { CachedVerification, M2MAuth } from '@m2m-guard/core'
+import { type CachedVerification, decodeCachedAuth } from '@m2m-guard/core'
 import { CloudflareStoreError } from './errors.js'
 
 /**
@@ -9,8 +9,6 @@ import { CloudflareStoreError } from './errors.js'
 const VERSION = 1
 /** @internal Bound of one value; identities with claims fit easily, anything bigger is not ours. */
 export const MAX_VALUE_BYTES = 32_768
-const MAX_STRING = 1_024
-const MAX_SCOPES = 1_024
 
 const encoder = new TextEncoder()
 
@@ -55,7 +53,7 @@ export function decodeEntry(raw: string, where: string): CachedVerification {
   if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
     throw invalid(where, 'has no valid expiresAt')
   }
-  const auth = parseAuth(parsed['auth'])
+  const auth = decodeCachedAuth(parsed['auth'])
   if (!auth) throw invalid(where, 'has no valid identity')
   return { auth, expiresAt }
 }
@@ -90,33 +88,4 @@ export function storedUntil(
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function isBoundedString(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_STRING
-}
-
-/** Rebuilds the identity field by field, so nothing but the documented shape reaches a route. */
-function parseAuth(value: unknown): M2MAuth | undefined {
-  if (!isRecord(value)) return undefined
-  const { tokenType, format, id, subject, scopes, claims, expiration } = value
-  if (tokenType !== 'm2m_token') return undefined
-  if (format !== 'opaque' && format !== 'jwt') return undefined
-  if (!isBoundedString(id) || !isBoundedString(subject)) return undefined
-  if (!Array.isArray(scopes) || scopes.length > MAX_SCOPES || !scopes.every(isBoundedString)) {
-    return undefined
-  }
-  if (claims !== null && !isRecord(claims)) return undefined
-  if (expiration !== null && (typeof expiration !== 'number' || !Number.isFinite(expiration))) {
-    return undefined
-  }
-  return {
-    tokenType,
-    format,
-    id,
-    subject,
-    scopes: [...scopes],
-    claims: claims === null ? null : (claims as M2MAuth['claims']),
-    expiration,
-  }
 }

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import type { CachedVerification, M2MAuth } from '@m2m-guard/core'
+import { type CachedVerification, decodeCachedAuth } from '@m2m-guard/core'
 import { RedisTierError } from './errors.js'
 
 /**
@@ -9,8 +9,6 @@ import { RedisTierError } from './errors.js'
  * to the key stops a valid identity from being copied under the hash of another token.
  */
 const VERSION = 'm2mg1'
-const MAX_STRING = 1_024
-const MAX_SCOPES = 1_024
 
 /** @internal */
 export interface CodecOptions {
@@ -71,40 +69,11 @@ export function decodeEntry(key: string, raw: string, options: CodecOptions): Ca
   if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
     throw invalid('has no valid expiresAt')
   }
-  const auth = parseAuth(parsed['auth'])
+  const auth = decodeCachedAuth(parsed['auth'])
   if (!auth) throw invalid('has no valid identity')
   return { auth, expiresAt }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function isBoundedString(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_STRING
-}
-
-/** Rebuilds the identity field by field, so nothing but the documented shape reaches a route. */
-function parseAuth(value: unknown): M2MAuth | undefined {
-  if (!isRecord(value)) return undefined
-  const { tokenType, format, id, subject, scopes, claims, expiration } = value
-  if (tokenType !== 'm2m_token') return undefined
-  if (format !== 'opaque' && format !== 'jwt') return undefined
-  if (!isBoundedString(id) || !isBoundedString(subject)) return undefined
-  if (!Array.isArray(scopes) || scopes.length > MAX_SCOPES || !scopes.every(isBoundedString)) {
-    return undefined
-  }
-  if (claims !== null && !isRecord(claims)) return undefined
-  if (expiration !== null && (typeof expiration !== 'number' || !Number.isFinite(expiration))) {
-    return undefined
-  }
-  return {
-    tokenType,
-    format,
-    id,
-    subject,
-    scopes: [...scopes],
-    claims: claims === null ? null : (claims as M2MAuth['claims']),
-    expiration,
-  }
 }

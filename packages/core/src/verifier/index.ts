@@ -1,3 +1,4 @@
+export { decodeCachedAuth } from '../cache/decode.js'
 export {
   type MemoryCacheStoreOptions,
   memoryCacheStore,
