@@ -306,65 +306,60 @@ describe('coalescing', () => {
     expect(fx.upstreamVerifies() - before).toBe(2)
   })
 
-  test('a follower whose shared call never settles (workerd: owner request gone) makes its own call', async () => {
-    const { token } = await mint()
+  /** A real client whose first verifyToken call is replaced by `first`; it counts every call. */
+  function clientWithFirstVerify(first: () => Promise<never>): {
+    client: M2MClient
+    calls: () => number
+  } {
     const real = createM2MClient({
       secretKey: fx.emulator.secretKey,
       apiUrl: fx.emulator.url,
       retry: false,
     })
     let calls = 0
-    // The first call hangs forever, as a fetch owned by a cancelled workerd request does.
     const client: M2MClient = Object.create(real, {
       verifyToken: {
         value: (...args: Parameters<M2MClient['verifyToken']>) =>
-          ++calls === 1 ? new Promise(() => {}) : real.verifyToken(...args),
+          ++calls === 1 ? first() : real.verifyToken(...args),
       },
     })
+    return { client, calls: () => calls }
+  }
+
+  test('a follower whose shared call never settles (workerd: owner request gone) makes its own call', async () => {
+    const { token } = await mint()
+    // The first call hangs forever, as a fetch owned by a cancelled workerd request does.
+    const { client, calls } = clientWithFirstVerify(() => new Promise(() => {}))
     const verifier = fx.verifier({ client, timeoutMs: 50 })
     void verifier.verify(token).catch(() => {})
     const auth = await verifier.verify(token)
     expect(auth.subject).toBe(fx.caller.id)
-    expect(calls).toBe(2)
+    expect(calls()).toBe(2)
   })
 
   test('a call cancelled under its owner (AbortError) is not shared: followers make their own call', async () => {
     const { token } = await mint()
-    const real = createM2MClient({
-      secretKey: fx.emulator.secretKey,
-      apiUrl: fx.emulator.url,
-      retry: false,
-    })
-    let calls = 0
-    const client: M2MClient = Object.create(real, {
-      verifyToken: {
-        value: (...args: Parameters<M2MClient['verifyToken']>) =>
-          ++calls === 1
-            ? new Promise((_, reject) =>
-                setTimeout(
-                  () =>
-                    reject(
-                      new M2MConnectionError(
-                        'connection_failed',
-                        'verifyToken: request cancelled',
-                        {
-                          cause: new DOMException('The operation was aborted', 'AbortError'),
-                        },
-                      ),
-                    ),
-                  50,
-                ),
-              )
-            : real.verifyToken(...args),
-      },
-    })
+    const { client, calls } = clientWithFirstVerify(
+      () =>
+        new Promise((_, reject) =>
+          setTimeout(
+            () =>
+              reject(
+                new M2MConnectionError('connection_failed', 'verifyToken: request cancelled', {
+                  cause: new DOMException('The operation was aborted', 'AbortError'),
+                }),
+              ),
+            50,
+          ),
+        ),
+    )
     const verifier = fx.verifier({ client })
     const owner = verifier.verify(token)
     const followers = Array.from({ length: 5 }, () => verifier.verify(token))
     await expectFailsWith(owner, 'verification_unavailable')
     for (const auth of await Promise.all(followers)) expect(auth.subject).toBe(fx.caller.id)
     // One cancelled call, then one fresh call shared by all five followers.
-    expect(calls).toBe(2)
+    expect(calls()).toBe(2)
     expect(verifier.stats()).toMatchObject({ failures: 0, breaker: 'closed' })
   })
 })
