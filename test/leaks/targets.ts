@@ -8,18 +8,12 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { createM2MVerifier } from '@m2m-guard/core'
-import { requireM2M } from '@m2m-guard/express'
-import m2mGuard from '@m2m-guard/fastify'
 import express from 'express5'
 import fastify from 'fastify5'
-import {
-  type BehaviourEnv,
-  type BehaviourRoutes,
-  defineRoutes,
-  PREFLIGHT_HEADERS,
-} from '../behaviour/routes.js'
+import { type BehaviourEnv, type BehaviourRoutes, defineRoutes } from '../behaviour/routes.js'
 import type { RunningTarget, Target } from '../behaviour/run.js'
-import { closeServer, listenLocal } from '../behaviour/targets/express.js'
+import { closeServer, listenLocal, mountExpressRoutes } from '../behaviour/targets/express.js'
+import { mountFastifyRoutes } from '../behaviour/targets/fastify.js'
 import { buildHonoApp } from '../behaviour/targets/hono-app.js'
 import { sendHttp, type TableRequest } from '../support/http.js'
 import type { LeakCapture } from './capture.js'
@@ -88,28 +82,12 @@ function express5Target(capture: LeakCapture): Target {
     name: 'express 5 (leak capture)',
     async start(env) {
       capture.addSecret(env.instanceKey)
-      const routes = capturedRoutes(env, capture)
       const app = express()
-      app.post('/admin/revoke/:id', (req, res, next) => {
-        routes.revocable
-          .revoke(String(req.params['id']), 'test')
-          .then(() => res.status(204).end(), next)
-      })
-      const guards = routes.routes.map((route) => requireM2M(route.options))
-      routes.routes.forEach((route, i) => {
-        app.use(route.path, guards[i]!)
-        app.options(route.path, (_req, res) => {
-          res.set(PREFLIGHT_HEADERS).status(204).end()
-        })
-        app.get(route.path, (req, res) => {
-          res.json({ m2m: req.m2m ?? null })
-        })
-      })
+      const mounted = mountExpressRoutes(app, capturedRoutes(env, capture))
       const server = createServer(app)
       return withChecks(await listenLocal(server), capture, async () => {
         await closeServer(server)
-        await Promise.all(guards.map((guard) => guard.close()))
-        await routes.close()
+        await mounted.close()
       })
     },
   }
@@ -122,22 +100,7 @@ function fastify5Target(capture: LeakCapture): Target {
       capture.addSecret(env.instanceKey)
       const routes = capturedRoutes(env, capture)
       const app = fastify()
-      app.post<{ Params: { id: string } }>('/admin/revoke/:id', async (request, reply) => {
-        await routes.revocable.revoke(request.params.id, 'test')
-        return reply.code(204).send()
-      })
-      for (const route of routes.routes) {
-        await app.register(async (scope) => {
-          await scope.register(m2mGuard, route.options)
-          scope.options(route.path, async (_request, reply) =>
-            reply
-              .code(204)
-              .headers({ ...PREFLIGHT_HEADERS })
-              .send(),
-          )
-          scope.get(route.path, async (request) => ({ m2m: request.m2m }))
-        })
-      }
+      await mountFastifyRoutes(app, routes)
       const base = await app.listen({ port: 0, host: '127.0.0.1' })
       return withChecks(base, capture, async () => {
         await app.close()

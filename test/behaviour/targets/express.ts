@@ -9,7 +9,7 @@ import { requireM2M } from '@m2m-guard/express'
 import express4 from 'express4'
 import express5, { type Express } from 'express5'
 import { sendHttp } from '../../support/http.js'
-import { defineRoutes, PREFLIGHT_HEADERS } from '../routes.js'
+import { type BehaviourRoutes, defineRoutes, PREFLIGHT_HEADERS } from '../routes.js'
 import type { Target } from '../run.js'
 
 /** Listens on 127.0.0.1:0 and resolves once bound. */
@@ -33,6 +33,41 @@ export function closeServer(server: Server): Promise<void> {
 
 const require = createRequire(import.meta.url)
 
+/**
+ * Mounts every guarded route, its own preflight handler, and `POST /admin/revoke/:id` on an
+ * Express app: the Express twin of buildHonoApp, shared with the leak suite.
+ *
+ * @example
+ * const { close } = mountExpressRoutes(express(), defineRoutes(env))
+ */
+export function mountExpressRoutes(
+  app: Express,
+  routes: BehaviourRoutes,
+): { close(): Promise<void> } {
+  app.post('/admin/revoke/:id', (req, res, next) => {
+    routes.revocable
+      .revoke(String(req.params['id']), 'test')
+      .then(() => res.status(204).end(), next)
+  })
+  const guards = routes.routes.map((route) => requireM2M(route.options))
+  routes.routes.forEach((route, i) => {
+    app.use(route.path, guards[i]!)
+    app.options(route.path, (_req, res) => {
+      res.set(PREFLIGHT_HEADERS).status(204).end()
+    })
+    app.get(route.path, (req, res) => {
+      res.json({ m2m: req.m2m ?? null })
+    })
+  })
+  return {
+    async close() {
+      // The guards built their verifiers; closing them releases timers and connection pools.
+      await Promise.all(guards.map((guard) => guard.close()))
+      await routes.close()
+    },
+  }
+}
+
 function expressTarget(major: 4 | 5, createApp: () => Express): Target {
   return {
     name: `express ${major}`,
@@ -41,32 +76,15 @@ function expressTarget(major: 4 | 5, createApp: () => Express): Target {
       const { version } = require(`express${major}/package.json`) as { version: string }
       if (!version.startsWith(`${major}.`))
         throw new Error(`expected Express ${major}, got ${version}`)
-      const routes = defineRoutes(env)
       const app = createApp()
-      app.post('/admin/revoke/:id', (req, res, next) => {
-        routes.revocable
-          .revoke(String(req.params['id']), 'test')
-          .then(() => res.status(204).end(), next)
-      })
-      const guards = routes.routes.map((route) => requireM2M(route.options))
-      routes.routes.forEach((route, i) => {
-        app.use(route.path, guards[i]!)
-        app.options(route.path, (_req, res) => {
-          res.set(PREFLIGHT_HEADERS).status(204).end()
-        })
-        app.get(route.path, (req, res) => {
-          res.json({ m2m: req.m2m ?? null })
-        })
-      })
+      const mounted = mountExpressRoutes(app, defineRoutes(env))
       const server = createServer(app)
       const base = await listenLocal(server)
       return {
         send: (req) => sendHttp(base, req),
         async close() {
           await closeServer(server)
-          // The guards built their verifiers; closing them releases timers and connection pools.
-          await Promise.all(guards.map((guard) => guard.close()))
-          await routes.close()
+          await mounted.close()
         },
       }
     },

@@ -7,8 +7,37 @@ import m2mGuard from '@m2m-guard/fastify'
 import fastify4 from 'fastify4'
 import fastify5, { type FastifyInstance } from 'fastify5'
 import { sendHttp } from '../../support/http.js'
-import { defineRoutes, PREFLIGHT_HEADERS } from '../routes.js'
+import { type BehaviourRoutes, defineRoutes, PREFLIGHT_HEADERS } from '../routes.js'
 import type { Target } from '../run.js'
+
+/**
+ * Mounts `POST /admin/revoke/:id` and every guarded route, each in its own encapsulated context
+ * with its own plugin registration: shared with the leak suite.
+ *
+ * @example
+ * await mountFastifyRoutes(fastify(), defineRoutes(env))
+ */
+export async function mountFastifyRoutes(
+  app: FastifyInstance,
+  routes: BehaviourRoutes,
+): Promise<void> {
+  app.post<{ Params: { id: string } }>('/admin/revoke/:id', async (request, reply) => {
+    await routes.revocable.revoke(request.params.id, 'test')
+    return reply.code(204).send()
+  })
+  for (const route of routes.routes) {
+    await app.register(async (scope) => {
+      await scope.register(m2mGuard, route.options)
+      scope.options(route.path, async (_request, reply) =>
+        reply
+          .code(204)
+          .headers({ ...PREFLIGHT_HEADERS })
+          .send(),
+      )
+      scope.get(route.path, async (request) => ({ m2m: request.m2m }))
+    })
+  }
+}
 
 function fastifyTarget(major: 4 | 5, createApp: () => FastifyInstance): Target {
   return {
@@ -20,22 +49,7 @@ function fastifyTarget(major: 4 | 5, createApp: () => FastifyInstance): Target {
       if (!app.version.startsWith(`${major}.`)) {
         throw new Error(`expected Fastify ${major}, got ${app.version}`)
       }
-      app.post<{ Params: { id: string } }>('/admin/revoke/:id', async (request, reply) => {
-        await routes.revocable.revoke(request.params.id, 'test')
-        return reply.code(204).send()
-      })
-      for (const route of routes.routes) {
-        await app.register(async (scope) => {
-          await scope.register(m2mGuard, route.options)
-          scope.options(route.path, async (_request, reply) =>
-            reply
-              .code(204)
-              .headers({ ...PREFLIGHT_HEADERS })
-              .send(),
-          )
-          scope.get(route.path, async (request) => ({ m2m: request.m2m }))
-        })
-      }
+      await mountFastifyRoutes(app, routes)
       const base = await app.listen({ port: 0, host: '127.0.0.1' })
       return {
         send: (req) => sendHttp(base, req),
