@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import { Miniflare } from 'miniflare'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bundleWorker } from '../../../test/support/bundle-worker.js'
 import { clerkErrors, exampleToken, type FakeClerk, startFakeClerk } from './support/fake-clerk.js'
 
 const ENTRY = fileURLToPath(new URL('./support/client-worker.ts', import.meta.url))
@@ -28,18 +28,7 @@ describe('client in workerd (Miniflare)', () => {
       }
       return undefined
     })
-    const result = await build({
-      entryPoints: [ENTRY],
-      bundle: true,
-      format: 'esm',
-      platform: 'neutral',
-      target: 'es2022',
-      conditions: ['workerd', 'worker', 'browser', '@m2m-guard/source'],
-      mainFields: ['module', 'main'],
-      write: false,
-      logLevel: 'silent',
-    })
-    bundle = result.outputFiles[0]!.text
+    bundle = await bundleWorker(ENTRY)
     mf = new Miniflare({
       modules: true,
       script: bundle,

@@ -6,8 +6,8 @@
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { serve } from '@hono/node-server'
-import { build } from 'esbuild'
 import { Miniflare } from 'miniflare'
+import { bundleWorker } from '../../support/bundle-worker.js'
 import { parseBody, sendHttp } from '../../support/http.js'
 import { defineRoutes } from '../routes.js'
 import type { Target } from '../run.js'
@@ -43,20 +43,7 @@ const ENTRY = fileURLToPath(new URL('../worker/entry.ts', import.meta.url))
  * const script = await bundleTestWorker()
  */
 export async function bundleTestWorker(): Promise<string> {
-  const result = await build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2022',
-    conditions: ['workerd', 'worker', 'browser', '@m2m-guard/source'],
-    mainFields: ['module', 'main'],
-    write: false,
-    logLevel: 'silent',
-  })
-  const out = result.outputFiles[0]
-  if (!out) throw new Error('esbuild produced no output for the test worker')
-  return out.text
+  return bundleWorker(ENTRY)
 }
 
 /** Hono inside workerd (Miniflare 3), reaching the emulator on the host over real HTTP. */

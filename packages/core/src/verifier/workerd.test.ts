@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import { Miniflare } from 'miniflare'
 import { afterAll, beforeAll, expect, test } from 'vitest'
+import { bundleWorker } from '../../../../test/support/bundle-worker.js'
 import { type Fixture, startFixture } from './__fixtures__/emulator.js'
 
 // The verifier inside workerd (through Miniflare), reaching the emulator on the host over HTTP.
@@ -9,20 +9,12 @@ let fx: Fixture
 let mf: Miniflare
 beforeAll(async () => {
   fx = await startFixture()
-  const bundled = await build({
-    entryPoints: [fileURLToPath(new URL('./__fixtures__/worker.ts', import.meta.url))],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2022',
-    conditions: ['workerd', 'worker', 'browser', '@m2m-guard/source'],
-    mainFields: ['module', 'main'],
-    write: false,
-    logLevel: 'silent',
-  })
+  const script = await bundleWorker(
+    fileURLToPath(new URL('./__fixtures__/worker.ts', import.meta.url)),
+  )
   mf = new Miniflare({
     modules: true,
-    script: bundled.outputFiles[0]!.text,
+    script,
     compatibilityDate: '2024-09-23',
     bindings: { API_URL: fx.emulator.url, SECRET_KEY: fx.emulator.secretKey, MAX_UPSTREAM: '1' },
   })
