@@ -1,19 +1,29 @@
 import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
 import type { CachedVerification } from '../verifier/types.js'
-import { sha256, sha256Sync, sha256ViaWebCrypto } from './hash.js'
+import {
+  digestSync,
+  digestToBase64url,
+  digestViaWebCrypto,
+  sha256,
+  sha256ViaWebCrypto,
+} from './hash.js'
 import { memoryCacheStore, memoryRevocationBus } from './memory.js'
 
 describe('sha256', () => {
   test('Node has the synchronous one-shot hash', () => {
-    expect(typeof sha256Sync).toBe('function')
+    expect(typeof digestSync).toBe('function')
     expect(sha256('abc')).toBe('ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0')
+    // The in-process key is the same digest, 32 bytes as a binary string.
+    expect(digestSync!('abc')).toHaveLength(32)
+    expect(digestToBase64url(digestSync!('abc'))).toBe(sha256('abc'))
   })
 
   test('the WebCrypto path (workerd) gives the same keys for any string', async () => {
     await fc.assert(
       fc.asyncProperty(fc.string({ unit: 'grapheme', maxLength: 300 }), async (input) => {
-        expect(await sha256ViaWebCrypto(input)).toBe(sha256Sync!(input))
+        expect(await digestViaWebCrypto(input)).toBe(digestSync!(input))
+        expect(await sha256ViaWebCrypto(input)).toBe(sha256(input))
       }),
       { seed: 7, numRuns: 200 },
     )

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { sha256, sha256Sync } from '../cache/hash.js'
+import { digest, digestSync, digestToBase64url, sha256 } from '../cache/hash.js'
 import { createM2MClient } from '../client/index.js'
 import { M2MApiError, M2MAuthError, type M2MAuthErrorCode } from '../errors.js'
 import { createJwtVerifier, type JwtVerification } from '../jwt/verify-jwt.js'
@@ -32,6 +32,8 @@ const MACHINE_ID_RE = /^mch_\w+$/
 
 /** A positive cache entry. A class so every entry shares one hidden class (fast, compact). */
 class Entry {
+  /** The hit path's answer, made once: a hit allocates no promise. */
+  readonly settled: Promise<M2MAuth>
   constructor(
     readonly auth: M2MAuth,
     /** Served as a hit until then; never past the token's expiry. */
@@ -40,7 +42,9 @@ class Entry {
     readonly staleUntil: number,
     /** Precomputed `machineId` check, so a hit costs no array scan. */
     readonly scopeOk: boolean,
-  ) {}
+  ) {
+    this.settled = Promise.resolve(auth)
+  }
 }
 
 /** A negative cache entry: the verdict, not the error object, so it holds no stack. */
@@ -394,17 +398,18 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
   function namespacePrefix(): string | Promise<string> {
     if (storePrefix === undefined) {
       // The API URL and key fingerprint are hashed so store keys have a fixed, short shape.
-      const digest = sha256(`${client.apiUrl}\n${client.keyFingerprint}`)
+      const hashed = sha256(`${client.apiUrl}\n${client.keyFingerprint}`)
       storePrefix =
-        typeof digest === 'string'
-          ? `m2m-guard:v1:${digest.slice(0, 16)}:`
-          : digest.then((d) => (storePrefix = `m2m-guard:v1:${d.slice(0, 16)}:`))
+        typeof hashed === 'string'
+          ? `m2m-guard:v1:${hashed.slice(0, 16)}:`
+          : hashed.then((d) => (storePrefix = `m2m-guard:v1:${d.slice(0, 16)}:`))
     }
     return storePrefix
   }
 
+  /** In process a key is the binary digest; the shared store sees it as base64url. */
   async function storeKey(key: string): Promise<string> {
-    return (await namespacePrefix()) + key
+    return (await namespacePrefix()) + digestToBase64url(key)
   }
 
   function storeError(operation: 'get' | 'set' | 'delete', err: unknown): void {
@@ -753,7 +758,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       return fail(reject('invalid_token', 'The token is longer than 4 KiB'))
     const format = tokenShape(token)
     if (format === undefined) return fail(reject('invalid_token', 'The token is not an M2M token'))
-    const key = knownKey ?? (await sha256(token))
+    const key = knownKey ?? (await digest(token))
 
     let t = now()
     let stale: Entry | undefined
@@ -836,11 +841,11 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       // `now() < freshUntil` is the expiry check on our clock; a revoked id is refused even if
       // its entry were still here (the set is empty until the first revocation).
       if (
-        sha256Sync !== undefined &&
+        digestSync !== undefined &&
         typeof token === 'string' &&
         token.length <= MAX_TOKEN_LENGTH
       ) {
-        const key = sha256Sync(token)
+        const key = digestSync(token)
         const entry = positive.get(key)
         if (
           entry?.scopeOk &&
@@ -849,7 +854,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
         ) {
           counters.hits++
           if (onEvent !== undefined) emit({ type: 'cache_hit', id: entry.auth.id, tier: 'memory' })
-          return Promise.resolve(entry.auth)
+          return entry.settled
         }
         return verifySlow(token, key)
       }
@@ -858,7 +863,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
 
     async invalidate(token: string): Promise<void> {
       if (typeof token !== 'string' || tokenShape(token) === undefined) return
-      const key = await sha256(token)
+      const key = await digest(token)
       positive.delete(key)
       negative.delete(key)
       storeDelete(key)

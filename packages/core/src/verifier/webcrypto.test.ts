@@ -1,12 +1,17 @@
 import { afterAll, beforeAll, expect, test, vi } from 'vitest'
-import { sha256Sync } from '../cache/hash.js'
+import { digestSync } from '../cache/hash.js'
 import { type Fixture, startFixture } from './__fixtures__/emulator.js'
 
 // Simulates a runtime without Node's one-shot hash (workerd): every verify takes the awaited
 // WebCrypto path. The rest is the real verifier against the real emulator.
 vi.mock('../cache/hash.js', async (importOriginal) => {
   const original = await importOriginal<typeof import('../cache/hash.js')>()
-  return { ...original, sha256Sync: undefined, sha256: original.sha256ViaWebCrypto }
+  return {
+    ...original,
+    digestSync: undefined,
+    digest: original.digestViaWebCrypto,
+    sha256: original.sha256ViaWebCrypto,
+  }
 })
 
 let fx: Fixture
@@ -18,7 +23,7 @@ afterAll(async () => {
 })
 
 test('without crypto.hash: same verdicts, same cache behaviour, same coalescing', async () => {
-  expect(sha256Sync).toBeUndefined()
+  expect(digestSync).toBeUndefined()
   const { token, id } = await fx.mint({ seconds: 2 })
   const verifier = fx.verifier({ cache: { ttlMs: 60_000 } })
   const before = fx.upstreamVerifies()
