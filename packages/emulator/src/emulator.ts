@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -259,6 +260,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   let stats: EmulatorStats = { total: 0, faulted: 0, byOperation: {} }
   const closing = new AbortController()
+  // Every request delayed by a latency fault listens on it until its sleep ends: a thousand at
+  // once is the cold-start benchmark, not a leak.
+  setMaxListeners(0, closing.signal)
   const sockets = new Set<Socket>()
 
   function send(
