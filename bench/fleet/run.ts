@@ -14,7 +14,7 @@ import { Redis } from 'ioredis'
 import {
   redisServerBinary,
   startRedisServer,
-} from '../../packages/redis/test/support/redis-server.ts'
+} from '../../packages/redis/test/support/redis-server.js'
 
 const INSTANCES = 4
 const TOKENS = 100
