@@ -78,7 +78,9 @@ function runChild(): Promise<ChildOutcome> {
     }
     const runBound = setTimeout(kill, RUN_BOUND_MS)
     let exitBound: NodeJS.Timeout | undefined
-    child.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the last lines (the done line) have been read
+    // from the pipe.
+    child.on('close', (code) => {
       clearTimeout(runBound)
       clearTimeout(exitBound)
       resolve({

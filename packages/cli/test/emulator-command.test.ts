@@ -230,8 +230,9 @@ function spawnBin(args: string[], env: Record<string, string> = {}, input?: stri
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s))
   child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s))
   if (input !== undefined) child.stdin.end(input)
+  // 'close', not 'exit': 'exit' can come before the last output has been read from the pipes.
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    child.on('close', (code, signal) => resolve({ code, signal })),
   )
   return { child, stdout: () => out, stderr: () => err, exit }
 }

@@ -45,7 +45,8 @@ describe('README', () => {
       let stderr = ''
       child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s))
       child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s))
-      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+      // 'close', not 'exit': 'exit' can come before the last output has been read from the pipes.
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
       expect(stderr).toMatch(/tokens verify: the API answered 404\n {2}token_revoked/)
       expect(code).toBe(0)
       expect(stdout).toMatch(/^claims\s+\{"job":"nightly"\}$/m)
