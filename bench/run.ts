@@ -40,7 +40,7 @@ const quick = args.quick
 const runs = Number(args.runs ?? (quick ? 1 : 3))
 const only = args.only?.split(',')
 const SECONDS = quick ? 1 : 2
-// CPU runs are sized to last about this long on the first (bare) route of each server: a fixed
+// CPU runs are sized to last about this long on the fastest route of each server: a fixed
 // 4 000 requests took 1.4 s on Express but 0.25 s on Fastify, too short to measure a few µs.
 const CPU_SECONDS = quick ? 0.5 : 1.5
 const FRAMEWORKS = ['express', 'fastify', 'hono'] as const
@@ -124,8 +124,9 @@ async function sideBySide(
   const warmUps: number[] = []
   for (const route of routes)
     warmUps.push((await load({ url: `${base}${route.path}`, token: route.token, seconds: 1 })).rps)
-  // One request count for every route of this server, so each CPU figure covers the same work.
-  const amount = Math.max(2_000, Math.round((warmUps[0]! * CPU_SECONDS) / 1_000) * 1_000)
+  // One request count for every route of this server, so each CPU figure covers the same work;
+  // sized on the fastest route, so even that one runs long enough to measure.
+  const amount = Math.max(2_000, Math.round((Math.max(...warmUps) * CPU_SECONDS) / 1_000) * 1_000)
   const results = routes.map(() => ({ rps: [] as number[], cpu: [] as number[] }))
   for (let round = 0; round < runs; round++) {
     for (let k = 0; k < routes.length; k++) {

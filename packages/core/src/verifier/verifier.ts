@@ -32,8 +32,6 @@ const MACHINE_ID_RE = /^mch_\w+$/
 
 /** A positive cache entry. A class so every entry shares one hidden class (fast, compact). */
 class Entry {
-  /** The hit path's answer, made once: a hit allocates no promise. */
-  readonly settled: Promise<M2MAuth>
   constructor(
     readonly auth: M2MAuth,
     /** Served as a hit until then; never past the token's expiry. */
@@ -42,9 +40,7 @@ class Entry {
     readonly staleUntil: number,
     /** Precomputed `machineId` check, so a hit costs no array scan. */
     readonly scopeOk: boolean,
-  ) {
-    this.settled = Promise.resolve(auth)
-  }
+  ) {}
 }
 
 /** A negative cache entry: the verdict, not the error object, so it holds no stack. */
@@ -854,7 +850,9 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
         ) {
           counters.hits++
           if (onEvent !== undefined) emit({ type: 'cache_hit', id: entry.auth.id, tier: 'memory' })
-          return entry.settled
+          // A fresh promise per hit, not one kept per entry: with AsyncLocalStorage active, a kept
+          // promise would pin the context of the request that created it for the entry's life.
+          return Promise.resolve(entry.auth)
         }
         return verifySlow(token, key)
       }
