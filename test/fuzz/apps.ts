@@ -5,13 +5,7 @@
  * would exhaust ephemeral ports over the fuzz's 100 000+ cases; these apps keep connections alive
  * and take arbitrary verifier options (breaker, clock, onEvent) where the table's routes fix them.
  */
-import {
-  Agent,
-  createServer,
-  request as httpRequest,
-  type OutgoingHttpHeaders,
-  type Server,
-} from 'node:http'
+import { Agent, createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { createM2MVerifier, type M2MVerifier, type M2MVerifierOptions } from '@m2m-guard/core'
@@ -21,6 +15,7 @@ import { requireM2M as honoGuard } from '@m2m-guard/hono'
 import express from 'express5'
 import fastify from 'fastify5'
 import { Hono } from 'hono'
+import { type RawResponse, sendRaw } from '../support/http.js'
 
 /** The frameworks every suite here runs through. */
 export const FRAMEWORKS = ['express', 'fastify', 'hono'] as const
@@ -30,11 +25,7 @@ export type Framework = (typeof FRAMEWORKS)[number]
 export type RejectionHook = (error: unknown) => void
 
 /** What came back, with lower-cased header names and the raw body text. */
-export interface AppResponse {
-  status: number
-  headers: Record<string, string>
-  bodyText: string
-}
+export type AppResponse = RawResponse
 
 /** A running app: `GET /guarded` answers `{ subject, id }` of the verified caller. */
 export interface GuardedApp {
@@ -142,54 +133,13 @@ async function send(
   path: string,
 ): Promise<AppResponse> {
   try {
-    return await sendOnce(base, agent, pairs, path)
+    return await sendRaw(base, 'GET', path, pairs, agent)
   } catch (err) {
     // A kept-alive socket the server closed just as it was reused: no answer was given, so the
     // request is sent again once (Node's http docs prescribe this, keyed on `reusedSocket`).
-    if ((err as { reusedSocket?: boolean }).reusedSocket) return sendOnce(base, agent, pairs, path)
+    if ((err as { reusedSocket?: boolean }).reusedSocket) {
+      return sendRaw(base, 'GET', path, pairs, agent)
+    }
     throw err
   }
-}
-
-function sendOnce(
-  base: string,
-  agent: Agent,
-  pairs: ReadonlyArray<readonly [string, string]>,
-  path: string,
-): Promise<AppResponse> {
-  const headers: OutgoingHttpHeaders = {}
-  for (const [name, value] of pairs) {
-    const key = name.toLowerCase()
-    const prev = headers[key]
-    // An array value makes Node write one header line per element: a truly repeated header.
-    headers[key] =
-      prev === undefined ? value : [...(Array.isArray(prev) ? prev : [String(prev)]), value]
-  }
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(new URL(path, base), { method: 'GET', headers, agent }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => chunks.push(chunk))
-      res.on('error', reject)
-      res.on('end', () => {
-        const out: Record<string, string> = {}
-        for (const [name, value] of Object.entries(res.headers)) {
-          if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value
-        }
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: out,
-          bodyText: Buffer.concat(chunks).toString('utf8'),
-        })
-      })
-    })
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code
-      reject(
-        req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')
-          ? Object.assign(err, { reusedSocket: true })
-          : err,
-      )
-    })
-    req.end()
-  })
 }
