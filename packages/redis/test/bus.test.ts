@@ -10,6 +10,7 @@ import {
   redisCacheStore,
   redisRevocationBus,
 } from '../src/index.js'
+import { authOf, tokenId } from './support/fixtures.js'
 import {
   type CuttableProxy,
   eventually,
@@ -19,20 +20,10 @@ import {
   startRedisServer,
 } from './support/redis-server.js'
 
-const id = (n: number): string => `mt_${n.toString(16).padStart(32, '0')}`
+const id = tokenId
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function auth(m2mTokenId: string): M2MAuth {
-  return {
-    tokenType: 'm2m_token',
-    format: 'opaque',
-    id: m2mTokenId,
-    subject: 'mch_caller',
-    scopes: [],
-    claims: null,
-    expiration: Date.now() + 3_600_000,
-  }
-}
+const auth = (m2mTokenId: string): M2MAuth => authOf(m2mTokenId)
 
 describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
   let server: RedisServer

@@ -2,10 +2,10 @@
  * On a real three-master Redis Cluster: no command of the tier may be cross-slot, values spread
  * over the nodes, and the bus works through a Cluster client.
  */
-import type { CachedVerification } from '@m2m-guard/core'
 import { Cluster } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { redisCacheStore, redisRevocationBus } from '../src/index.js'
+import { cachedOf, tokenId } from './support/fixtures.js'
 import {
   eventually,
   haveRedisCli,
@@ -15,20 +15,9 @@ import {
   startRedisCluster,
 } from './support/redis-server.js'
 
-const id = (n: number): string => `mt_${n.toString(16).padStart(32, '0')}`
+const id = tokenId
 const key = (n: number): string => `m2m-guard:v1:0123456789abcdef:${String(n).padStart(43, 'x')}`
-const entry = (m2mTokenId: string): CachedVerification => ({
-  auth: {
-    tokenType: 'm2m_token',
-    format: 'opaque',
-    id: m2mTokenId,
-    subject: 'mch_caller',
-    scopes: [],
-    claims: null,
-    expiration: Date.now() + 3_600_000,
-  },
-  expiresAt: Date.now() + 30_000,
-})
+const entry = cachedOf
 
 describe.skipIf(skipRedis || (!haveRedisCli && !inCi))('on Redis Cluster', () => {
   let cluster: RedisClusterServer

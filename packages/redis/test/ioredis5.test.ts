@@ -6,6 +6,7 @@ import type { CachedVerification } from '@m2m-guard/core'
 import { Redis as Redis5 } from 'ioredis5'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisClient, redisCacheStore, redisRevocationBus } from '../src/index.js'
+import { cachedOf, tokenId } from './support/fixtures.js'
 import {
   eventually,
   type RedisServer,
@@ -13,20 +14,9 @@ import {
   startRedisServer,
 } from './support/redis-server.js'
 
-const id = (n: number): string => `mt_${n.toString(16).padStart(32, '0')}`
+const id = tokenId
 const key = `m2m-guard:v1:0123456789abcdef:${'5'.repeat(43)}`
-const entry: CachedVerification = {
-  auth: {
-    tokenType: 'm2m_token',
-    format: 'opaque',
-    id: id(1),
-    subject: 'mch_caller',
-    scopes: [],
-    claims: null,
-    expiration: Date.now() + 3_600_000,
-  },
-  expiresAt: Date.now() + 30_000,
-}
+const entry: CachedVerification = cachedOf(id(1))
 
 describe.skipIf(skipRedis)('with an ioredis 5 client', () => {
   let server: RedisServer

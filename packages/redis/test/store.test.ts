@@ -2,6 +2,7 @@ import type { CachedVerification, M2MAuth } from '@m2m-guard/core'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisCacheStore, RedisTierError, redisCacheStore } from '../src/index.js'
+import { authOf } from './support/fixtures.js'
 import {
   eventually,
   type RedisServer,
@@ -12,16 +13,12 @@ import {
 const HOUR = 3_600_000
 
 function auth(overrides: Partial<M2MAuth> = {}): M2MAuth {
-  return {
-    tokenType: 'm2m_token',
-    format: 'opaque',
-    id: `mt_${'a'.repeat(32)}`,
-    subject: 'mch_caller',
+  return authOf(`mt_${'a'.repeat(32)}`, {
     scopes: ['mch_service'],
     claims: { job: 'nightly' },
     expiration: Date.now() + HOUR,
     ...overrides,
-  }
+  })
 }
 
 function entry(overrides: Partial<M2MAuth> = {}, expiresIn = 30_000): CachedVerification {

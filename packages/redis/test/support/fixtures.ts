@@ -1,0 +1,39 @@
+/** Token ids and verified identities the Redis tests store, publish and compare. */
+import type { CachedVerification, M2MAuth } from '@m2m-guard/core'
+
+/**
+ * A well-formed token id, distinct per `n`.
+ *
+ * @example
+ * tokenId(1) // 'mt_00000000000000000000000000000001'
+ */
+export const tokenId = (n: number): string => `mt_${n.toString(16).padStart(32, '0')}`
+
+/**
+ * A verified identity for `m2mTokenId`, valid for an hour; `overrides` replace any field.
+ *
+ * @example
+ * authOf(tokenId(1), { claims: { job: 'nightly' } })
+ */
+export function authOf(m2mTokenId: string, overrides: Partial<M2MAuth> = {}): M2MAuth {
+  return {
+    tokenType: 'm2m_token',
+    format: 'opaque',
+    id: m2mTokenId,
+    subject: 'mch_caller',
+    scopes: [],
+    claims: null,
+    expiration: Date.now() + 3_600_000,
+    ...overrides,
+  }
+}
+
+/**
+ * A cached verification of `m2mTokenId` whose entry lives 30 s.
+ *
+ * @example
+ * await store.set(key, cachedOf(tokenId(1)), 30_000)
+ */
+export function cachedOf(m2mTokenId: string): CachedVerification {
+  return { auth: authOf(m2mTokenId), expiresAt: Date.now() + 30_000 }
+}
