@@ -1,5 +1,6 @@
 /**
- * Verifier benchmarks. `npx tsx bench/verifier/index.ts` (add `--quick` for a short run).
+ * Verifier benchmarks. `npx tsx bench/verifier/index.ts` (add `--quick` for a short run, `--hits` or
+ * `--miss` for only those figures).
  *
  * The workspace packages are run from source: this launcher re-executes itself with the
  * `@m2m-guard/source` export condition (and --expose-gc for the heap figure), then runs run.ts.

@@ -14,6 +14,8 @@ import { Pool } from 'undici'
 const quick = process.argv.includes('--quick')
 /** `--hits`: only the cache-hit figures (seconds, not minutes, while tuning the hit path). */
 const hitsOnly = process.argv.includes('--hits')
+/** `--miss`: only the miss-path figures (while tuning the client). */
+const missOnly = process.argv.includes('--miss')
 const here = fileURLToPath(new URL('.', import.meta.url))
 
 interface EmulatorInfo {
@@ -312,26 +314,28 @@ try {
 
   const single = [await mint()]
   const many: string[] = []
-  while (many.length < 1_000)
+  while (!missOnly && many.length < 1_000)
     many.push(...(await Promise.all(Array.from({ length: 25 }, () => mint()))))
   const hitVerifier = createM2MVerifier({
     secretKey: info.secretKey,
     apiUrl: info.url,
     cache: { ttlMs: 3_600_000 },
   })
-  const hitOne = await hitThroughput(hitVerifier, single)
-  const hitMany = await hitThroughput(hitVerifier, many)
-  const hitBatched = await hitThroughput(hitVerifier, many, 'batched')
-  const hitLine = (name: string, f: HitFigures, note = '') =>
+  if (!missOnly) {
+    const hitOne = await hitThroughput(hitVerifier, single)
+    const hitMany = await hitThroughput(hitVerifier, many)
+    const hitBatched = await hitThroughput(hitVerifier, many, 'batched')
+    const hitLine = (name: string, f: HitFigures, note = '') =>
+      console.log(
+        `cache-hit verify(), ${name} ${fmt(f.hit, 0)} /s, crypto.hash alone ${fmt(f.hash, 0)} /s, ratio ${fmt(f.ratio, 2)}${note}`,
+      )
+    hitLine('one token:     ', hitOne, '  (target ≥ 1 000 000 /s)')
+    hitLine('1 000 tokens:  ', hitMany)
+    hitLine('1 000 in flight:', hitBatched, '  (one await per 1 000 calls)')
     console.log(
-      `cache-hit verify(), ${name} ${fmt(f.hit, 0)} /s, crypto.hash alone ${fmt(f.hash, 0)} /s, ratio ${fmt(f.ratio, 2)}${note}`,
+      `  (medians of ${quick ? 5 : 11} rounds alternating hits with hashing alone; hashing is the floor of a hit)`,
     )
-  hitLine('one token:     ', hitOne, '  (target ≥ 1 000 000 /s)')
-  hitLine('1 000 tokens:  ', hitMany)
-  hitLine('1 000 in flight:', hitBatched, '  (one await per 1 000 calls)')
-  console.log(
-    `  (medians of ${quick ? 5 : 11} rounds alternating hits with hashing alone; hashing is the floor of a hit)`,
-  )
+  }
 
   if (!hitsOnly) {
     const miss = await missCost(info, single[0]!)
@@ -356,7 +360,8 @@ try {
     console.log(
       `miss path, verifier's own cost:     ${fmt(noIo.verifier - noIo.direct, 2)} µs per miss (no I/O: ${fmt(noIo.verifier, 2)} µs via verifier vs ${fmt(noIo.direct, 2)} µs calling the client stub)`,
     )
-
+  }
+  if (!hitsOnly && !missOnly) {
     const heap = await heapPerEntry()
     console.log(
       `heap per cached entry (${quick ? '20 000' : '100 000'}):    ${fmt(heap, 0)} B  (target ≤ 600)`,

@@ -72,4 +72,27 @@ describe('CircuitBreaker', () => {
     expect(cb.state).toBe('closed')
     expect(changes).toEqual(['open', 'closed'])
   })
+
+  test('a probe that never reports back is given up after probeTimeoutMs; current() reads the clock', () => {
+    let t = 0
+    const cb = new CircuitBreaker(
+      1,
+      1_000,
+      () => t,
+      () => {},
+      5_000,
+    )
+    cb.failure(undefined)
+    expect(cb.current()).toBe('open')
+    t = 1_000
+    expect(cb.state).toBe('open')
+    expect(cb.current()).toBe('half_open')
+    expect(cb.admit()).toBe(0)
+    t = 5_999
+    expect(cb.admit()).toBeGreaterThan(0)
+    t = 6_000
+    expect(cb.admit()).toBe(0)
+    cb.success()
+    expect(cb.current()).toBe('closed')
+  })
 })

@@ -114,6 +114,8 @@ export type BreakerState = 'closed' | 'open' | 'half_open'
 /**
  * Opens after `threshold` consecutive transient failures, stays open `openMs` (or the upstream's
  * longer Retry-After), then lets exactly one probe through; the probe's outcome closes or reopens.
+ * A probe that never reports back (its request was cancelled on workerd, or it hung) is given up
+ * after `probeTimeoutMs`, so the breaker cannot stay half-open for good.
  *
  * @example
  * const waitMs = breaker.admit()
@@ -124,15 +126,21 @@ export class CircuitBreaker {
   private failures = 0
   private openUntil = 0
   private probing = false
+  private probeSince = 0
 
   constructor(
     private readonly threshold: number,
     private readonly openMs: number,
     private readonly now: () => number,
     private readonly onChange: (state: 'open' | 'closed', consecutiveFailures: number) => void,
+    private readonly probeTimeoutMs: number = Number.POSITIVE_INFINITY,
   ) {}
 
-  /** 0 when the call may go ahead, else how long (ms) until it is worth asking again. */
+  /**
+   * 0 when the call may go ahead, else how long (ms) until it is worth asking again. A call let
+   * through while half-open is the probe (`state === 'half_open'` right after a 0): it must end in
+   * `success()`, `failure()` or `cancel()`.
+   */
   admit(): number {
     if (this.state === 'closed') return 0
     if (this.state === 'open') {
@@ -142,12 +150,23 @@ export class CircuitBreaker {
       this.probing = false
     }
     // Half-open: exactly one probe at a time; everyone else fails fast until it answers.
-    if (this.probing) return Math.max(1, Math.ceil(this.openMs / 2))
+    if (this.probing && this.now() - this.probeSince < this.probeTimeoutMs) {
+      return Math.max(1, Math.ceil(this.openMs / 2))
+    }
     this.probing = true
+    this.probeSince = this.now()
     return 0
   }
 
-  /** A call admitted by `admit()` never reached upstream (e.g. refused by the bulkhead). */
+  /** What `stats()` shows: an open breaker whose time is up reads as half-open (probe allowed). */
+  current(): BreakerState {
+    return this.state === 'open' && this.openUntil - this.now() <= 0 ? 'half_open' : this.state
+  }
+
+  /**
+   * The probe never got an answer that says anything about upstream (refused by the bulkhead, or
+   * its caller went away): the next call may probe instead. Only the probe's owner calls this.
+   */
   cancel(): void {
     this.probing = false
   }

@@ -2,7 +2,7 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { memoryCacheStore, memoryRevocationBus } from '../cache/memory.js'
 import { createM2MClient } from '../client/index.js'
-import { M2MAuthError, type M2MAuthErrorCode, M2MConnectionError } from '../errors.js'
+import { M2MApiError, M2MAuthError, type M2MAuthErrorCode, M2MConnectionError } from '../errors.js'
 import { M2M_JWT_CATEGORY } from '../jwt/verify-jwt.js'
 import type { M2MClient } from '../types.js'
 import { type Fixture, startFixture, unknownToken } from './__fixtures__/emulator.js'
@@ -463,11 +463,78 @@ describe('circuit breaker', () => {
     expect(events).toContainEqual({ type: 'breaker_closed' })
   })
 
+  /** A real client whose first verifyToken calls are replaced, in order, by `scripted`. */
+  function scriptedClient(...scripted: Array<() => Promise<never>>): {
+    client: M2MClient
+    calls: () => number
+  } {
+    const real = createM2MClient({
+      secretKey: fx.emulator.secretKey,
+      apiUrl: fx.emulator.url,
+      retry: false,
+    })
+    let calls = 0
+    const client: M2MClient = Object.create(real, {
+      verifyToken: {
+        value: (...args: Parameters<M2MClient['verifyToken']>) =>
+          scripted[calls++]?.() ?? real.verifyToken(...args),
+      },
+    })
+    return { client, calls: () => calls }
+  }
+  const serverError = () => Promise.reject(new M2MApiError({ status: 500, errors: [] }))
+
+  test('a cancelled probe frees the half-open slot: the next miss probes and closes it', async () => {
+    const { token, id } = await mint()
+    const cancelled = () =>
+      Promise.reject(
+        new M2MConnectionError('connection_failed', 'verifyToken: request cancelled', {
+          cause: new DOMException('The operation was aborted', 'AbortError'),
+        }),
+      )
+    const { client, calls } = scriptedClient(serverError, cancelled)
+    const verifier = fx.verifier({ client, breaker: { failureThreshold: 1, openMs: 1_000 } })
+    await expectFailsWith(verifier.verify(unknownToken(330)), 'verification_unavailable')
+    expect(verifier.stats().breaker).toBe('open')
+    fx.clock.advance(1_000)
+    await expectFailsWith(verifier.verify(unknownToken(331)), 'verification_unavailable')
+    expect(calls()).toBe(2)
+    // Without the cancel, the breaker would wait for a probe that will never report back.
+    expect((await verifier.verify(token)).id).toBe(id)
+    expect(calls()).toBe(3)
+    expect(verifier.stats().breaker).toBe('closed')
+  })
+
+  test('a probe that never answers (workerd: its request ended) is given up after the client deadline', async () => {
+    const { token, id } = await mint()
+    const { client, calls } = scriptedClient(serverError, () => new Promise<never>(() => {}))
+    const verifier = fx.verifier({
+      client,
+      timeoutMs: 2_000,
+      breaker: { failureThreshold: 1, openMs: 1_000 },
+    })
+    await expectFailsWith(verifier.verify(unknownToken(332)), 'verification_unavailable')
+    fx.clock.advance(1_000)
+    void verifier.verify(unknownToken(333)).catch(() => {})
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(calls()).toBe(2)
+    // While the probe may still be alive, other misses fail fast without calling upstream.
+    await expectFailsWith(verifier.verify(unknownToken(334)), 'verification_unavailable')
+    expect(calls()).toBe(2)
+    // Past the longest an upstream call can take (timeoutMs + 500 ms), the next miss probes.
+    fx.clock.advance(2_500)
+    expect((await verifier.verify(token)).id).toBe(id)
+    expect(calls()).toBe(3)
+    expect(verifier.stats().breaker).toBe('closed')
+  })
+
   test('a failed probe reopens it', async () => {
     const verifier = fx.verifier({ breaker: { failureThreshold: 1, openMs: 1_000 } })
     fx.emulator.setFaults({ errorRate: 1 })
     await expectFailsWith(verifier.verify(unknownToken(320)), 'verification_unavailable')
     fx.clock.advance(1_000)
+    // Its open time is up: stats() says a probe may go, before any call has asked.
+    expect(verifier.stats().breaker).toBe('half_open')
     const before = fx.upstreamVerifies()
     await expectFailsWith(verifier.verify(unknownToken(321)), 'verification_unavailable')
     expect(fx.upstreamVerifies() - before).toBe(1)

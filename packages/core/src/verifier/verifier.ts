@@ -301,12 +301,18 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
   const breaker =
     breakerOptions === undefined
       ? undefined
-      : new CircuitBreaker(breakerThreshold, breakerOpenMs, now, (state, consecutiveFailures) =>
-          emit(
-            state === 'open'
-              ? { type: 'breaker_open', consecutiveFailures }
-              : { type: 'breaker_closed' },
-          ),
+      : new CircuitBreaker(
+          breakerThreshold,
+          breakerOpenMs,
+          now,
+          (state, consecutiveFailures) =>
+            emit(
+              state === 'open'
+                ? { type: 'breaker_open', consecutiveFailures }
+                : { type: 'breaker_closed' },
+            ),
+          // A probe lasts at most as long as any upstream call may (the client's deadline).
+          followerWaitMs - 500,
         )
 
   const seal = createSealer()
@@ -510,7 +516,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     return remember(key, auth, 'upstream')
   }
 
-  function upstreamFailure(key: string, err: unknown): Outcome {
+  function upstreamFailure(key: string, err: unknown, probe: boolean): Outcome {
     if (err instanceof M2MApiError) {
       if (err.status === 401 || err.status === 403) {
         // Upstream is reachable and says our own key is wrong: an operator problem, not the
@@ -539,6 +545,8 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     if (isCancellation(err)) {
       // Says nothing about upstream's health: no breaker failure. Followers see the mark and
       // make their own call (see `join`); only the caller whose request went away gets the 503.
+      // A cancelled probe frees the half-open slot at once for the next caller.
+      if (probe) breaker?.cancel()
       const cancelled = unavailable('Token verification was cancelled', undefined, err)
       abandoned.add(cancelled)
       return cancelled
@@ -561,14 +569,16 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     if (waitMs > 0) {
       return unavailable('Token verification is temporarily unavailable (circuit open)', waitMs)
     }
+    // Let through while half-open: this call is the probe, and must report back.
+    const probe = breaker?.state === 'half_open'
     const slot = bulkhead.acquire()
     if (slot === false) {
-      breaker?.cancel()
+      if (probe) breaker?.cancel()
       return unavailable('Too many token verifications in flight', undefined)
     }
     const lease = slot instanceof Promise ? await bulkhead.wait(slot, followerWaitMs) : slot
     if (lease === undefined) {
-      breaker?.cancel()
+      if (probe) breaker?.cancel()
       return unavailable('Too many token verifications in flight', undefined)
     }
     let result: M2MToken
@@ -576,7 +586,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       counters.upstreamCalls++
       result = await client.verifyToken({ token })
     } catch (err) {
-      return upstreamFailure(key, err)
+      return upstreamFailure(key, err, probe)
     } finally {
       bulkhead.release(lease)
     }
@@ -891,7 +901,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     stats(): M2MVerifierStats {
       return {
         ...counters,
-        breaker: breaker?.state ?? 'closed',
+        breaker: breaker?.current() ?? 'closed',
         entries: positive.size,
         negativeEntries: negative.size,
         inFlight: bulkhead.active,
