@@ -54,6 +54,11 @@ export type JwtVerification =
       code: 'invalid_token' | 'token_expired'
       description: string
       cause?: unknown
+      /**
+       * The same token may pass later (its `nbf` is ahead, or its `kid` is not in the JWKS we
+       * hold yet: a key rotation): refuse it now, but do not remember the refusal.
+       */
+      mayPassLater?: true
     }
   | { kind: 'unavailable'; cause: unknown }
   | { kind: 'misconfigured'; description: string; cause?: unknown }
@@ -157,7 +162,16 @@ function classify(cause: unknown): JwtVerification {
   }
   if (cause instanceof errors.JOSEError) {
     if (cause instanceof errors.JWTClaimValidationFailed && cause.claim === 'nbf') {
-      return invalid('invalid_token', 'The token is not valid yet', cause)
+      return {
+        ...invalid('invalid_token', 'The token is not valid yet', cause),
+        mayPassLater: true,
+      }
+    }
+    if (cause instanceof errors.JWKSNoMatchingKey) {
+      return {
+        ...invalid('invalid_token', 'The token is signed with a key the JWKS does not have', cause),
+        mayPassLater: true,
+      }
     }
     return invalid('invalid_token', 'The token signature or claims are invalid', cause)
   }

@@ -710,6 +710,36 @@ describe('JWT-format tokens', () => {
     await expectFailsWith(verifier.verify(otherPayload), 'invalid_token')
   })
 
+  test('a JWT whose nbf is still ahead is refused, but not remembered: it passes once nbf arrives', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256')
+    const verifier = fx.verifier({ jwt: { jwtKey: await exportSPKI(publicKey), clockSkewMs: 0 } })
+    const nowS = Math.floor(fx.clock.t / 1000)
+    const early = await new SignJWT({ scopes: fx.service.id })
+      .setProtectedHeader({ alg: 'RS256', cat: M2M_JWT_CATEGORY })
+      .setSubject('mch_abc')
+      .setJti('mt_0123456789abcdef0123456789abcdef')
+      .setNotBefore(nowS + 3)
+      .setExpirationTime(nowS + 60)
+      .sign(privateKey)
+    await expectFailsWith(verifier.verify(early), 'invalid_token')
+    expect(verifier.stats().negativeEntries).toBe(0)
+    // Well within the negative cache's 10 s: a remembered refusal would still answer here.
+    fx.clock.advance(4_000)
+    expect((await verifier.verify(early)).subject).toBe('mch_abc')
+  })
+
+  test('a JWT signed with a key not yet in the JWKS is refused, but not remembered', async () => {
+    const { privateKey } = await generateKeyPair('RS256')
+    const verifier = fx.verifier()
+    const unknownKid = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: 'ins_rotated_key' })
+      .setSubject('mch_abc')
+      .setExpirationTime(Math.floor(fx.clock.t / 1000) + 60)
+      .sign(privateKey)
+    await expectFailsWith(verifier.verify(unknownKid), 'invalid_token')
+    expect(verifier.stats().negativeEntries).toBe(0)
+  })
+
   test('sub must be a machine; cat must be the M2M category', async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256')
     const pem = await exportSPKI(publicKey)

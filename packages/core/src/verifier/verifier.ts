@@ -628,7 +628,9 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
         return remember(key, seal(auth), 'jwt')
       }
       case 'invalid':
-        rememberRejection(key, result.code, result.description)
+        // DESIGN: the negative cache is for final answers; a key rotation or an `nbf` just ahead
+        // must not keep refusing a real token for negativeTtlMs.
+        if (result.mayPassLater !== true) rememberRejection(key, result.code, result.description)
         return reject(result.code, result.description, result.cause)
       case 'misconfigured':
         emit({ type: 'misconfigured', status: 0, message: result.description })
