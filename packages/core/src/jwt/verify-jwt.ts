@@ -83,6 +83,10 @@ export interface JwtVerifierConfig {
   jwksTimeoutMs?: number
   /** Minimum time between two JWKS refetches for an unknown `kid`. @defaultValue 30000 */
   jwksCooldownMs?: number
+  /** After a failed JWKS fetch, misses fail fast (unavailable) this long. @defaultValue 1000 */
+  jwksRetryMs?: number
+  /** Called once per JWKS request sent (the verifier counts it in `stats().upstreamCalls`). */
+  onFetch?: () => void
 }
 
 /**
@@ -138,6 +142,14 @@ function invalid(
   return cause === undefined
     ? { kind: 'invalid', code, description }
     : { kind: 'invalid', code, description, cause }
+}
+
+/** A JWKS fetch failed moments ago: not asked again yet (transient, so `unavailable`). */
+class JwksBackoff extends Error {
+  override name = 'JwksBackoff'
+  constructor() {
+    super('the JWKS could not be fetched a moment ago; not asking again yet')
+  }
 }
 
 /** Thrown inside key resolution when our own configuration, not the token, is at fault. */
@@ -232,17 +244,31 @@ function buildKeyResolver(config: JwtVerifierConfig): JWTVerifyGetKey {
   const headers: Record<string, string> = {}
   if (config.secretKey) headers['authorization'] = `Bearer ${config.secretKey}`
   const fetchImpl: FetchLike = config.fetch ?? ((url, init) => fetch(url, init))
+  const retryMs = config.jwksRetryMs ?? 1_000
+  // jose refetches on every miss while the JWKS cannot be had, so in an outage each JWT-shaped
+  // token (random ones too) would be one more request to Clerk. After a failed fetch, misses fail
+  // fast for `retryMs` without asking.
+  let failedUntil = Number.NEGATIVE_INFINITY
   const remote = createRemoteJWKSet(new URL(config.jwksUrl), {
     headers,
     timeoutDuration: config.jwksTimeoutMs ?? 5000,
     cooldownDuration: config.jwksCooldownMs ?? 30_000,
     [customFetch]: async (url: string, init: RequestInit) => {
-      const response = await fetchImpl(url, init)
+      if (config.now() < failedUntil) throw new JwksBackoff()
+      let response: Response
+      try {
+        config.onFetch?.()
+        response = await fetchImpl(url, init)
+      } catch (error) {
+        failedUntil = config.now() + retryMs
+        throw error
+      }
       // jose hides the status; a JWKS endpoint refusing our key is our misconfiguration, not a
       // bad token and not an outage.
       if (response.status === 401 || response.status === 403) {
         throw new KeyConfigError(`the JWKS endpoint refused the secret key (${response.status})`)
       }
+      if (!response.ok) failedUntil = config.now() + retryMs
       return response
     },
   })

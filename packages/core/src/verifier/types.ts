@@ -176,9 +176,12 @@ export interface M2MVerifierStats {
   misses: number
   negativeHits: number
   coalesced: number
+  /** Requests sent to Clerk: `POST /m2m_tokens/verify` calls and JWKS fetches. */
   upstreamCalls: number
+  /** Transient upstream failures (timeouts, resets, 5xx, 429, JWKS unavailable). */
   failures: number
   staleServed: number
+  /** `half_open` as soon as the open time is up, before the probe is sent. */
   breaker: 'closed' | 'open' | 'half_open'
   entries: number
   negativeEntries: number

@@ -782,6 +782,22 @@ describe('JWT-format tokens', () => {
     expect(fx.jwksFetches() - before).toBeLessThanOrEqual(1)
   })
 
+  test('JWKS unreachable: one fetch, then misses fail fast for a second instead of asking again', async () => {
+    const tokens = await Promise.all(Array.from({ length: 5 }, () => mint({ jwt: true })))
+    const verifier = fx.verifier()
+    fx.emulator.setFaults({ errorRate: 1, operations: ['getJwks'] })
+    const before = fx.jwksFetches()
+    for (const { token } of tokens) {
+      await expectFailsWith(verifier.verify(token), 'verification_unavailable')
+    }
+    expect(fx.jwksFetches() - before).toBe(1)
+    expect(verifier.stats()).toMatchObject({ upstreamCalls: 1, failures: 5 })
+    fx.emulator.clearFaults()
+    fx.clock.advance(1_000)
+    expect((await verifier.verify(tokens[0]!.token)).format).toBe('jwt')
+    expect(fx.jwksFetches() - before).toBe(2)
+  })
+
   test('JWKS unreachable: verification_unavailable; JWKS refusing our key: verifier_misconfigured', async () => {
     const { token } = await mint({ jwt: true })
     fx.emulator.setFaults({ errorRate: 1, operations: ['getJwks'] })

@@ -611,6 +611,9 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
         ),
         now,
         fetch: options.fetch,
+        onFetch: () => {
+          counters.upstreamCalls++
+        },
       })
     }
     return jwtVerifier
