@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
+import { ensureBuilt } from './lib/build.js'
 import {
   type EmulatorInfo,
   load,
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
   },
 })
 const quick = args.quick
+ensureBuilt()
 const runs = Number(args.runs ?? (quick ? 1 : 3))
 const only = args.only?.split(',')
 const SECONDS = quick ? 1 : 2

@@ -138,10 +138,12 @@ function invalid(
   code: 'invalid_token' | 'token_expired',
   description: string,
   cause?: unknown,
+  mayPassLater?: true,
 ): JwtVerification {
-  return cause === undefined
-    ? { kind: 'invalid', code, description }
-    : { kind: 'invalid', code, description, cause }
+  const result: JwtVerification = { kind: 'invalid', code, description }
+  if (cause !== undefined) result.cause = cause
+  if (mayPassLater) result.mayPassLater = true
+  return result
 }
 
 /** A JWKS fetch failed moments ago: not asked again yet (transient, so `unavailable`). */
@@ -174,16 +176,11 @@ function classify(cause: unknown): JwtVerification {
   }
   if (cause instanceof errors.JOSEError) {
     if (cause instanceof errors.JWTClaimValidationFailed && cause.claim === 'nbf') {
-      return {
-        ...invalid('invalid_token', 'The token is not valid yet', cause),
-        mayPassLater: true,
-      }
+      return invalid('invalid_token', 'The token is not valid yet', cause, true)
     }
     if (cause instanceof errors.JWKSNoMatchingKey) {
-      return {
-        ...invalid('invalid_token', 'The token is signed with a key the JWKS does not have', cause),
-        mayPassLater: true,
-      }
+      const description = 'The token is signed with a key the JWKS does not have'
+      return invalid('invalid_token', description, cause, true)
     }
     return invalid('invalid_token', 'The token signature or claims are invalid', cause)
   }
