@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 import { startEmulator } from '@m2m-guard/emulator'
 import fc from 'fast-check'
 import { FRAMEWORKS, type Framework } from './apps.js'
-import { hostileProperty, startFuzzRig } from './hostile.js'
+import { hostileExamples, hostileProperty, startFuzzRig, UpstreamLedger } from './hostile.js'
 
 const { values } = parseArgs({
   options: {
@@ -33,7 +33,14 @@ async function fuzzOne(framework: Framework): Promise<void> {
   const rig = await startFuzzRig(emulator, [framework])
   const started = performance.now()
   try {
-    await fc.assert(hostileProperty(rig, emulator), { numRuns: runs, seed })
+    const ledger = new UpstreamLedger(emulator, rig)
+    // The regression cases first, whatever the seed; then `runs` generated ones.
+    await fc.assert(hostileProperty(rig, ledger), {
+      numRuns: runs,
+      seed,
+      examples: hostileExamples(),
+    })
+    await ledger.assertNoStrayCalls()
     const { byOperation } = emulator.stats()
     const seconds = ((performance.now() - started) / 1000).toFixed(0)
     console.log(
