@@ -1,11 +1,12 @@
 /**
  * Records everything a process could leak through, and searches it for secrets. The channels:
- * console and stdout/stderr writes, `onEvent` events, errors handed to `onError` or thrown
+ * console and stdout/stderr writes, lines of a framework's own logger (`log`: Fastify's pino,
+ * given a stream that records), `onEvent` events, errors handed to `onError` or thrown
  * (inspected in full: message, stack, own properties, the `cause` chain), and HTTP answers.
  */
-import { inspect } from 'node:util'
+import { formatWithOptions, inspect } from 'node:util'
 
-export type Channel = 'console' | 'stdout' | 'stderr' | 'event' | 'error' | 'response'
+export type Channel = 'console' | 'stdout' | 'stderr' | 'log' | 'event' | 'error' | 'response'
 
 interface Record {
   channel: Channel
@@ -58,16 +59,18 @@ export class LeakCapture {
     this.records.push({ channel, text })
   }
 
-  /** Routes console.* and process.stdout/stderr writes through the recorder (still printed). */
-  captureConsole(): void {
+  /**
+   * Routes console.* and process.stdout/stderr writes through the recorder. They are still
+   * printed unless `echo` is false (a suite whose apps log every rejection would bury its own
+   * report); a leak found in them is reported by `assertClean`, masked, either way.
+   */
+  captureConsole({ echo = true }: { echo?: boolean } = {}): void {
     for (const method of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) {
       const original = console[method]
       console[method] = (...args: unknown[]) => {
-        this.record(
-          'console',
-          args.map((a) => (typeof a === 'string' ? a : inspect(a, { depth: 10 }))).join(' '),
-        )
-        original.apply(console, args)
+        // As console formats it (`%s`, `%o`…), with errors and objects inspected in full.
+        this.record('console', formatWithOptions({ depth: 10 }, ...args))
+        if (echo) original.apply(console, args)
       }
       this.restore.push(() => {
         console[method] = original
@@ -83,7 +86,11 @@ export class LeakCapture {
           channel,
           typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'),
         )
-        return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest)
+        if (echo) return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest)
+        // Not printed, but the write's callback (last argument, if any) still runs.
+        const callback = rest[rest.length - 1]
+        if (typeof callback === 'function') queueMicrotask(() => callback())
+        return true
       }) as typeof stream.write
       this.restore.push(() => {
         stream.write = original
@@ -95,9 +102,14 @@ export class LeakCapture {
     for (const undo of this.restore.splice(0)) undo()
   }
 
-  /** How many observations were recorded on `channel` (a suite that saw nothing proved nothing). */
-  count(channel: Channel): number {
-    return this.records.filter((r) => r.channel === channel).length
+  /**
+   * How many observations were recorded on `channel`, or only those matching `pattern` (a suite
+   * that saw nothing proved nothing).
+   */
+  count(channel: Channel, pattern?: RegExp): number {
+    return this.records.filter(
+      (r) => r.channel === channel && (pattern === undefined || pattern.test(r.text)),
+    ).length
   }
 
   /**
