@@ -14,8 +14,28 @@ const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 // Generous: the scenarios take ~15 s on an idle machine and this box is shared.
 const RUN_BOUND_MS = 90_000
-// After its last line the child has only to close; anything holding it open is a leak.
-const EXIT_BOUND_MS = 5_000
+// After its last line the child has only to close (it reports an empty set of handles first):
+// it must be gone within EXIT_PROMPT_MS, and is killed at EXIT_BOUND_MS.
+const EXIT_PROMPT_MS = 1_500
+const EXIT_BOUND_MS = 3_000
+/**
+ * What may legitimately be open when the child reports: its stdout and stderr pipes (stdin is
+ * ignored), as PipeWrap (or TTYWrap if run by hand). Everything else is a leak.
+ */
+const STDIO_RESOURCES = ['PipeWrap', 'TTYWrap']
+const STDIO_STREAMS = 2
+
+/** `handles` without the (at most STDIO_STREAMS) entries of the child's own stdio. */
+function leaked(handles: readonly string[]): string[] {
+  let stdio = STDIO_STREAMS
+  return handles.filter((type) => {
+    if (stdio > 0 && STDIO_RESOURCES.includes(type)) {
+      stdio--
+      return false
+    }
+    return true
+  })
+}
 
 interface ResultLine {
   type: 'result'
@@ -26,12 +46,20 @@ interface ResultLine {
 interface DoneLine {
   type: 'done'
   unhandled: string[]
+  uncaught: string[]
   handles: string[]
+}
+/** An unhandled rejection or uncaught exception after the done line. */
+interface LateLine {
+  type: 'late'
+  kind: string
+  error: string
 }
 
 interface ChildOutcome {
   results: Map<string, ResultLine>
   done: DoneLine | undefined
+  late: LateLine[]
   exitCode: number | null
   exitedBySelf: boolean
   msFromDoneToExit: number
@@ -50,6 +78,7 @@ function runChild(): Promise<ChildOutcome> {
     )
     const results = new Map<string, ResultLine>()
     let done: DoneLine | undefined
+    const late: LateLine[] = []
     let doneAt = 0
     let stderr = ''
     let killed = false
@@ -57,13 +86,14 @@ function runChild(): Promise<ChildOutcome> {
       stderr += chunk.toString()
     })
     createInterface({ input: child.stdout }).on('line', (line) => {
-      let parsed: ResultLine | DoneLine
+      let parsed: ResultLine | DoneLine | LateLine
       try {
-        parsed = JSON.parse(line) as ResultLine | DoneLine
+        parsed = JSON.parse(line) as ResultLine | DoneLine | LateLine
       } catch {
         return
       }
       if (parsed.type === 'result') results.set(parsed.name, parsed)
+      else if (parsed.type === 'late') late.push(parsed)
       else {
         done = parsed
         doneAt = Date.now()
@@ -86,6 +116,7 @@ function runChild(): Promise<ChildOutcome> {
       resolve({
         results,
         done,
+        late,
         exitCode: code,
         exitedBySelf: !killed,
         msFromDoneToExit: done ? Date.now() - doneAt : Number.NaN,
@@ -118,19 +149,27 @@ describe('faults from the emulator (in a child process)', () => {
     })
   }
 
-  it('no unhandled rejection', () => {
+  it('no unhandled rejection or uncaught exception, during the run or after it', () => {
     expect(
       outcome.done,
       `child never finished; stderr:\n${outcome.stderr.slice(-2000)}`,
     ).toBeDefined()
     expect(outcome.done?.unhandled).toEqual([])
+    expect(outcome.done?.uncaught).toEqual([])
+    expect(outcome.late).toEqual([])
   })
 
-  it('leaves no socket, server or timer behind: the process exits by itself, with code 0', () => {
+  it('leaves no socket, server or timer behind: nothing open at the end, and the process exits by itself, promptly, with code 0', () => {
+    expect(
+      outcome.done,
+      `child never finished; stderr:\n${outcome.stderr.slice(-2000)}`,
+    ).toBeDefined()
+    expect(leaked(outcome.done?.handles ?? []), 'still open after the last scenario').toEqual([])
     expect(
       outcome.exitedBySelf,
       `still alive ${EXIT_BOUND_MS} ms after its last scenario; open handles: ${outcome.done?.handles.join(', ')}`,
     ).toBe(true)
-    expect(outcome.exitCode).toBe(0)
+    expect(outcome.msFromDoneToExit, 'ms from the done line to exit').toBeLessThan(EXIT_PROMPT_MS)
+    expect(outcome.exitCode, `exit code; stderr:\n${outcome.stderr.slice(-2000)}`).toBe(0)
   })
 })
