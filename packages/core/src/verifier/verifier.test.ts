@@ -81,6 +81,27 @@ async function expectFailsWith(
   return authError
 }
 
+/** A real client whose first verifyToken calls are replaced, in order, by `scripted`. */
+function scriptedClient(...scripted: Array<() => Promise<never>>): {
+  client: M2MClient
+  calls: () => number
+} {
+  const real = createM2MClient({
+    secretKey: fx.emulator.secretKey,
+    apiUrl: fx.emulator.url,
+    retry: false,
+  })
+  let calls = 0
+  const client: M2MClient = Object.create(real, {
+    verifyToken: {
+      value: (...args: Parameters<M2MClient['verifyToken']>) =>
+        scripted[calls++]?.() ?? real.verifyToken(...args),
+    },
+  })
+  return { client, calls: () => calls }
+}
+const serverError = () => Promise.reject(new M2MApiError({ status: 500, errors: [] }))
+
 describe('valid tokens and the positive cache', () => {
   test('verifies an opaque token once upstream, then from the cache', async () => {
     const created = await mint({ claims: { job: 'nightly' } })
@@ -463,27 +484,6 @@ describe('circuit breaker', () => {
     expect(events).toContainEqual({ type: 'breaker_closed' })
   })
 
-  /** A real client whose first verifyToken calls are replaced, in order, by `scripted`. */
-  function scriptedClient(...scripted: Array<() => Promise<never>>): {
-    client: M2MClient
-    calls: () => number
-  } {
-    const real = createM2MClient({
-      secretKey: fx.emulator.secretKey,
-      apiUrl: fx.emulator.url,
-      retry: false,
-    })
-    let calls = 0
-    const client: M2MClient = Object.create(real, {
-      verifyToken: {
-        value: (...args: Parameters<M2MClient['verifyToken']>) =>
-          scripted[calls++]?.() ?? real.verifyToken(...args),
-      },
-    })
-    return { client, calls: () => calls }
-  }
-  const serverError = () => Promise.reject(new M2MApiError({ status: 500, errors: [] }))
-
   test('a cancelled probe frees the half-open slot: the next miss probes and closes it', async () => {
     const { token, id } = await mint()
     const cancelled = () =>
@@ -593,6 +593,44 @@ describe('staleIfErrorMs', () => {
     await expectFailsWith(verifier.verify(created.token), 'verification_unavailable')
   })
 
+  test('serves stale while the breaker is open and failing fast, within staleIfErrorMs and never past the token expiry', async () => {
+    const long = await mint({ seconds: 3600 })
+    const short = await mint({ seconds: 4 })
+    const uncached = await mint()
+    const events: M2MEvent[] = []
+    const verifier = fx.verifier({
+      cache: { ttlMs: 1_000 },
+      staleIfErrorMs: 5_000,
+      breaker: { failureThreshold: 2, openMs: 60_000 },
+      onEvent: (e) => events.push(e),
+    })
+    await verifier.verify(long.token)
+    await verifier.verify(short.token)
+    fx.clock.advance(2_000)
+    fx.emulator.setFaults({ errorRate: 1 })
+    for (let i = 0; i < 2; i++)
+      await expectFailsWith(verifier.verify(unknownToken(340 + i)), 'verification_unavailable')
+    expect(verifier.stats().breaker).toBe('open')
+
+    const before = fx.upstreamVerifies()
+    expect((await verifier.verify(long.token)).id).toBe(long.id)
+    expect((await verifier.verify(short.token)).id).toBe(short.id)
+    expect(events).toContainEqual({ type: 'stale_served', id: long.id, staleForMs: 1_000 })
+    expect(events).toContainEqual({ type: 'stale_served', id: short.id, staleForMs: 1_000 })
+    await expectFailsWith(verifier.verify(uncached.token), 'verification_unavailable')
+    // The short token expires at 4 s: past that it is never served, outage or not.
+    fx.clock.advance(2_000)
+    await expectFailsWith(verifier.verify(short.token), 'token_expired')
+    expect((await verifier.verify(long.token)).id).toBe(long.id)
+    expect(events).toContainEqual({ type: 'stale_served', id: long.id, staleForMs: 3_000 })
+    // TTL (1 s) + staleIfErrorMs (5 s) after it was verified: no longer served.
+    fx.clock.advance(2_000)
+    await expectFailsWith(verifier.verify(long.token), 'verification_unavailable')
+    expect(verifier.stats()).toMatchObject({ staleServed: 3, breaker: 'open' })
+    // All of it while failing fast: the breaker let nothing through.
+    expect(fx.upstreamVerifies()).toBe(before)
+  })
+
   test('off by default', async () => {
     const { token } = await mint()
     const verifier = fx.verifier({ cache: { ttlMs: 1_000 }, breaker: false })
@@ -618,6 +656,47 @@ describe('our own key refused', () => {
     expect(fx.upstreamVerifies() - before).toBe(2)
     expect(events.filter((e) => e.type === 'misconfigured')).toHaveLength(2)
     expect(verifier.stats().breaker).toBe('closed')
+  })
+
+  test('403 for our key is verifier_misconfigured (500) with an event, never cached, not a breaker failure', async () => {
+    // The emulator answers a refused key with 401 only, so the 403 is scripted.
+    const forbidden = () =>
+      Promise.reject(
+        new M2MApiError({
+          status: 403,
+          errors: [
+            {
+              code: 'authorization_invalid',
+              message: 'Unauthorized request',
+              longMessage: 'The secret key may not verify tokens.',
+            },
+          ],
+        }),
+      )
+    const { token, id } = await mint()
+    const { client, calls } = scriptedClient(forbidden, forbidden)
+    const events: M2MEvent[] = []
+    const verifier = fx.verifier({
+      client,
+      breaker: { failureThreshold: 1, openMs: 60_000 },
+      onEvent: (e) => events.push(e),
+    })
+    await expectFailsWith(verifier.verify(token), 'verifier_misconfigured')
+    await expectFailsWith(verifier.verify(token), 'verifier_misconfigured')
+    expect(calls()).toBe(2)
+    expect(events.filter((e) => e.type === 'misconfigured')).toEqual([
+      { type: 'misconfigured', status: 403, message: 'Clerk API answered 403' },
+      { type: 'misconfigured', status: 403, message: 'Clerk API answered 403' },
+    ])
+    expect(verifier.stats()).toMatchObject({
+      breaker: 'closed',
+      failures: 0,
+      entries: 0,
+      negativeEntries: 0,
+    })
+    // Once the key is fixed (here: upstream answers normally), the very next call verifies.
+    expect((await verifier.verify(token)).id).toBe(id)
+    expect(calls()).toBe(3)
   })
 })
 
@@ -667,6 +746,20 @@ describe('JWT-format tokens', () => {
     expect(fx.jwksFetches() - jwksBefore).toBe(1)
     expect(fx.upstreamVerifies()).toBe(verifiesBefore)
     expect(verifier.stats().hits).toBe(1)
+  })
+
+  test('a JWT not scoped to this machine is insufficient_scope (403), also on the cache hit', async () => {
+    const { token } = await mint({ jwt: true })
+    const verifier = fx.verifier({ machineId: fx.caller.id })
+    const jwksBefore = fx.jwksFetches()
+    const verifiesBefore = fx.upstreamVerifies()
+    await expectFailsWith(verifier.verify(token), 'insufficient_scope')
+    expect(verifier.stats()).toMatchObject({ entries: 1, misses: 1 })
+    // Cached as a verified identity (signature checked once); the scope is decided on the hit.
+    await expectFailsWith(verifier.verify(token), 'insufficient_scope')
+    expect(verifier.stats().misses).toBe(1)
+    expect(fx.jwksFetches() - jwksBefore).toBe(1)
+    expect(fx.upstreamVerifies()).toBe(verifiesBefore)
   })
 
   test('with a PEM key (CLERK_JWT_KEY) no network is used at all', async () => {
@@ -835,6 +928,37 @@ describe('revoke, invalidate, revocation bus, shared store', () => {
     expect(verifier.stats().entries).toBe(0)
   })
 
+  test('revoke() evicts every key cached under one id: an opaque token and a JWT sharing it', async () => {
+    // Clerk's JWT carries the token id as jti; here a JWT is signed (with a key this verifier
+    // trusts) for the id of a real opaque token, so two cache keys map to one id.
+    const { publicKey, privateKey } = await generateKeyPair('RS256')
+    const verifier = fx.verifier({ jwt: { jwtKey: await exportSPKI(publicKey) } })
+    const opaque = await mint()
+    const nowS = Math.floor(fx.clock.t / 1000)
+    const jwt = await new SignJWT({ scopes: fx.service.id })
+      .setProtectedHeader({ alg: 'RS256', cat: M2M_JWT_CATEGORY })
+      .setSubject(fx.caller.id)
+      .setJti(opaque.id)
+      .setIssuedAt(nowS)
+      .setExpirationTime(nowS + 3600)
+      .sign(privateKey)
+    seenSecrets.add(jwt)
+    const third = await mint()
+    expect((await verifier.verify(opaque.token)).format).toBe('opaque')
+    expect((await verifier.verify(jwt)).id).toBe(opaque.id)
+    await verifier.verify(third.token)
+    expect(verifier.stats().entries).toBe(3)
+    await verifier.revoke(opaque.id)
+    // Both entries of that id are gone; the other token's entry is untouched.
+    expect(verifier.stats().entries).toBe(1)
+    const before = fx.upstreamVerifies()
+    await expectFailsWith(verifier.verify(opaque.token), 'token_revoked')
+    await expectFailsWith(verifier.verify(jwt), 'token_revoked')
+    expect(fx.upstreamVerifies()).toBe(before)
+    expect((await verifier.verify(third.token)).id).toBe(third.id)
+    expect(fx.upstreamVerifies()).toBe(before)
+  })
+
   test('a failed upstream revoke throws, and still drops the local entry', async () => {
     const created = await mint()
     const verifier = fx.verifier()
@@ -968,6 +1092,19 @@ describe('events and stats', () => {
     expect((await verifier.verify(token)).subject).toBe(fx.caller.id)
     expect((await verifier.verify(token)).subject).toBe(fx.caller.id)
     await expectFailsWith(verifier.verify(unknownToken(400)), 'invalid_token')
+  })
+
+  test('stats().failures counts each transient upstream failure, and nothing else', async () => {
+    const { token } = await mint()
+    const verifier = fx.verifier({ breaker: false })
+    await expectFailsWith(verifier.verify(unknownToken(410)), 'invalid_token')
+    await verifier.verify(token)
+    expect(verifier.stats().failures).toBe(0)
+    fx.emulator.setFaults({ errorRate: 1 })
+    for (let i = 0; i < 3; i++)
+      await expectFailsWith(verifier.verify(unknownToken(420 + i)), 'verification_unavailable')
+    await expectFailsWith(verifier.verify(unknownToken(420)), 'verification_unavailable')
+    expect(verifier.stats()).toMatchObject({ failures: 4, upstreamCalls: 6, misses: 6 })
   })
 
   test('emits verified, cache_hit, cache_miss, rejected', async () => {
