@@ -41,10 +41,10 @@ const quick = args.quick
 ensureBuilt()
 const runs = Number(args.runs ?? (quick ? 1 : 3))
 const only = args.only?.split(',')
-const SECONDS = quick ? 1 : 2
+const SECONDS = quick ? 1 : 1.6
 // CPU runs are sized to last about this long on the fastest route of each server: a fixed
 // 4 000 requests took 1.4 s on Express but 0.25 s on Fastify, too short to measure a few µs.
-const CPU_SECONDS = quick ? 0.5 : 1.5
+const CPU_SECONDS = quick ? 0.5 : 1.2
 const FRAMEWORKS = ['express', 'fastify', 'hono'] as const
 
 interface Row {
