@@ -16,8 +16,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RUN_BOUND_MS = 90_000
 // After its last line the child has only to close (it reports an empty set of handles first):
 // it must be gone within EXIT_PROMPT_MS, and is killed at EXIT_BOUND_MS.
-const EXIT_PROMPT_MS = 1_500
-const EXIT_BOUND_MS = 3_000
+const EXIT_PROMPT_MS = 3_000
+const EXIT_BOUND_MS = 6_000
 /**
  * What may legitimately be open when the child reports: its stdout and stderr pipes (stdin is
  * ignored), as PipeWrap (or TTYWrap if run by hand). Everything else is a leak.

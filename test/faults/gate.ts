@@ -7,6 +7,12 @@
 import assert from 'node:assert/strict'
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net'
 
+/**
+ * A forwarder the scenario can shut (connections refused) and open again on the same port.
+ *
+ * @example
+ * const gate: Gate = await openGate(emulator.url)
+ */
 export interface Gate {
   /** `http://127.0.0.1:<port>`: the API URL to give the verifier. */
   url: string

@@ -153,7 +153,12 @@ export function mayCallUpstream(values: readonly string[]): boolean {
   return OPAQUE.test(token) || JWT.test(token)
 }
 
-/** A hostile request that is checked on every run, whatever the seed. */
+/**
+ * A hostile request that is checked on every run, whatever the seed.
+ *
+ * @example
+ * for (const { name, values, mayCallUpstream } of regressionCases()) check(name, values, mayCallUpstream)
+ */
 export interface RegressionCase {
   name: string
   values: string[]

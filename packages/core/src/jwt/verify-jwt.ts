@@ -60,7 +60,12 @@ export type JwtVerification =
        */
       mayPassLater?: true
     }
-  | { kind: 'unavailable'; cause: unknown }
+  | {
+      kind: 'unavailable'
+      cause: unknown
+      /** Nothing was fetched: a JWKS fetch failed moments ago and is not retried yet. */
+      backoff?: true
+    }
   | { kind: 'misconfigured'; description: string; cause?: unknown }
 
 /**
@@ -163,6 +168,7 @@ function classify(cause: unknown): JwtVerification {
   if (cause instanceof KeyConfigError) {
     return { kind: 'misconfigured', description: cause.message, cause: cause.cause }
   }
+  if (cause instanceof JwksBackoff) return { kind: 'unavailable', cause, backoff: true }
   if (cause instanceof errors.JWTExpired)
     return invalid('token_expired', 'The token has expired', cause)
   // Key material that could not be fetched says nothing about the token: transient, fail closed.
@@ -251,7 +257,9 @@ function buildKeyResolver(config: JwtVerifierConfig): JWTVerifyGetKey {
     timeoutDuration: config.jwksTimeoutMs ?? 5000,
     cooldownDuration: config.jwksCooldownMs ?? 30_000,
     [customFetch]: async (url: string, init: RequestInit) => {
-      if (config.now() < failedUntil) throw new JwksBackoff()
+      // A clock that stepped back must not stretch the back-off by the size of the step.
+      const now = config.now()
+      if (now < failedUntil && failedUntil - now <= retryMs) throw new JwksBackoff()
       let response: Response
       try {
         config.onFetch?.()

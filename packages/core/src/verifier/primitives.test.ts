@@ -66,7 +66,7 @@ describe('CircuitBreaker', () => {
     expect(cb.admit()).toBe(0)
     expect(cb.state).toBe('half_open')
     expect(cb.admit()).toBeGreaterThan(0)
-    cb.cancel()
+    cb.cancel(cb.currentProbe())
     expect(cb.admit()).toBe(0)
     cb.success()
     expect(cb.state).toBe('closed')
@@ -90,7 +90,14 @@ describe('CircuitBreaker', () => {
     expect(cb.admit()).toBe(0)
     t = 5_999
     expect(cb.admit()).toBeGreaterThan(0)
+    const givenUp = cb.currentProbe()
     t = 6_000
+    expect(cb.admit()).toBe(0)
+    // The given-up probe's late cancel must not free its successor's slot.
+    cb.cancel(givenUp)
+    expect(cb.admit()).toBeGreaterThan(0)
+    // A clock stepped back gives the probe up instead of keeping it for the step.
+    t = 1_000
     expect(cb.admit()).toBe(0)
     cb.success()
     expect(cb.current()).toBe('closed')

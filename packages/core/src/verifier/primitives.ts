@@ -107,7 +107,7 @@ export class Bulkhead {
  * State of the breaker, as `stats()` reports it.
  *
  * @example
- * if (verifier.stats().breaker === 'open') alert('Clerk API unreachable')
+ * if (verifier.stats().breaker !== 'closed') alert('Clerk API unreachable')
  */
 export type BreakerState = 'closed' | 'open' | 'half_open'
 
@@ -127,6 +127,8 @@ export class CircuitBreaker {
   private openUntil = 0
   private probing = false
   private probeSince = 0
+  /** Numbers the probes, so a stale probe's late `cancel` cannot free its successor's slot. */
+  private probeNumber = 0
 
   constructor(
     private readonly threshold: number,
@@ -139,7 +141,7 @@ export class CircuitBreaker {
   /**
    * 0 when the call may go ahead, else how long (ms) until it is worth asking again. A call let
    * through while half-open is the probe (`state === 'half_open'` right after a 0): it must end in
-   * `success()`, `failure()` or `cancel()`.
+   * `success()`, `failure()` or `cancel(currentProbe())`.
    */
   admit(): number {
     if (this.state === 'closed') return 0
@@ -149,13 +151,22 @@ export class CircuitBreaker {
       this.state = 'half_open'
       this.probing = false
     }
-    // Half-open: exactly one probe at a time; everyone else fails fast until it answers.
-    if (this.probing && this.now() - this.probeSince < this.probeTimeoutMs) {
+    // Half-open: one probe at a time (a new one only once the last is given up); everyone else
+    // fails fast until it answers. A clock that stepped back gives the probe up rather than
+    // keeping it for the size of the step.
+    const sinceProbe = this.now() - this.probeSince
+    if (this.probing && sinceProbe >= 0 && sinceProbe < this.probeTimeoutMs) {
       return Math.max(1, Math.ceil(this.openMs / 2))
     }
     this.probing = true
     this.probeSince = this.now()
+    this.probeNumber++
     return 0
+  }
+
+  /** The number of the probe just admitted: what its owner hands to `cancel`. */
+  currentProbe(): number {
+    return this.probeNumber
   }
 
   /** What `stats()` shows: an open breaker whose time is up reads as half-open (probe allowed). */
@@ -165,10 +176,11 @@ export class CircuitBreaker {
 
   /**
    * The probe never got an answer that says anything about upstream (refused by the bulkhead, or
-   * its caller went away): the next call may probe instead. Only the probe's owner calls this.
+   * its caller went away): the next call may probe instead. Only the probe's owner calls this,
+   * with its number; a probe that was already given up changes nothing.
    */
-  cancel(): void {
-    this.probing = false
+  cancel(probe: number): void {
+    if (probe === this.probeNumber) this.probing = false
   }
 
   /** Upstream answered (any verdict, even 404): it is healthy. */

@@ -516,7 +516,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     return remember(key, auth, 'upstream')
   }
 
-  function upstreamFailure(key: string, err: unknown, probe: boolean): Outcome {
+  function upstreamFailure(key: string, err: unknown, probe: number): Outcome {
     if (err instanceof M2MApiError) {
       if (err.status === 401 || err.status === 403) {
         // Upstream is reachable and says our own key is wrong: an operator problem, not the
@@ -546,7 +546,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       // Says nothing about upstream's health: no breaker failure. Followers see the mark and
       // make their own call (see `join`); only the caller whose request went away gets the 503.
       // A cancelled probe frees the half-open slot at once for the next caller.
-      if (probe) breaker?.cancel()
+      if (probe !== 0) breaker?.cancel(probe)
       const cancelled = unavailable('Token verification was cancelled', undefined, err)
       abandoned.add(cancelled)
       return cancelled
@@ -569,16 +569,16 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     if (waitMs > 0) {
       return unavailable('Token verification is temporarily unavailable (circuit open)', waitMs)
     }
-    // Let through while half-open: this call is the probe, and must report back.
-    const probe = breaker?.state === 'half_open'
+    // Let through while half-open: this call is the probe (0: not one), and must report back.
+    const probe = breaker?.state === 'half_open' ? breaker.currentProbe() : 0
     const slot = bulkhead.acquire()
     if (slot === false) {
-      if (probe) breaker?.cancel()
+      if (probe !== 0) breaker?.cancel(probe)
       return unavailable('Too many token verifications in flight', undefined)
     }
     const lease = slot instanceof Promise ? await bulkhead.wait(slot, followerWaitMs) : slot
     if (lease === undefined) {
-      if (probe) breaker?.cancel()
+      if (probe !== 0) breaker?.cancel(probe)
       return unavailable('Too many token verifications in flight', undefined)
     }
     let result: M2MToken
@@ -639,8 +639,11 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
         emit({ type: 'misconfigured', status: 0, message: result.description })
         return reject('verifier_misconfigured', result.description, result.cause)
       case 'unavailable':
-        counters.failures++
-        emit({ type: 'upstream_error', ...describe(result.cause) })
+        // A back-off answer sent nothing upstream: like an open breaker, not a new failure.
+        if (result.backoff !== true) {
+          counters.failures++
+          emit({ type: 'upstream_error', ...describe(result.cause) })
+        }
         return unavailable(
           'The token signing keys are temporarily unavailable',
           undefined,
