@@ -1,9 +1,11 @@
 /**
  * Test worker for the workerd coalescing test. `/start` begins a verification and answers at
  * once without awaiting it, so its request (which owns the upstream fetch) ends while the call
- * is in flight; `/verify` is a later request for the same token, which joins that call.
+ * is in flight; `/verify` is a later request for the same token, which joins that call. Also
+ * served by Bun (bun-server.ts) for bun.test.ts.
  */
 
+import { digestSync } from '../../cache/hash.js'
 import type { M2MVerifier } from '../types.js'
 import { createM2MVerifier } from '../verifier.js'
 
@@ -31,6 +33,8 @@ export default {
       return new Response('started')
     }
     if (url.pathname === '/stats') return Response.json(verifier.stats())
+    // Which hash the cache hit uses here: the synchronous one-shot, or awaited WebCrypto.
+    if (url.pathname === '/hash') return Response.json({ sync: digestSync !== undefined })
     try {
       const auth = await verifier.verify(token)
       return Response.json({ id: auth.id })

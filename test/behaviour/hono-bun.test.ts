@@ -1,0 +1,4 @@
+import { runBehaviourTable } from './run.js'
+import { honoBunTarget } from './targets/hono-bun.js'
+
+runBehaviourTable(honoBunTarget)
