@@ -36,6 +36,10 @@ export interface M2MToken {
   id: string
   /** The machine that created the token, `mch_…`. */
   subject: string
+  /**
+   * Custom claims: an object for tokens minted by `createToken`. The spec allows any JSON value,
+   * so a token minted by other means may carry an array or a scalar; it is passed through as sent.
+   */
   claims: M2MClaims | null
   /** Machines (`mch_…`) this token may call. */
   scopes: string[]

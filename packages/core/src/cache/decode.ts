@@ -31,7 +31,8 @@ export function decodeCachedAuth(value: unknown): M2MAuth | undefined {
   if (!Array.isArray(scopes) || scopes.length > MAX_SCOPES || !scopes.every(isBoundedString)) {
     return undefined
   }
-  if (claims !== null && !isRecord(claims)) return undefined
+  // Any JSON value, as the API allows (see `M2MToken.claims`); but present, never undefined.
+  if (claims === undefined) return undefined
   if (expiration !== null && (typeof expiration !== 'number' || !Number.isFinite(expiration))) {
     return undefined
   }

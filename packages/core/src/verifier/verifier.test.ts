@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { memoryCacheStore, memoryRevocationBus } from '../cache/memory.js'
 import { createM2MClient } from '../client/index.js'
 import { M2MApiError, M2MAuthError, type M2MAuthErrorCode, M2MConnectionError } from '../errors.js'
+import { createM2MGuard } from '../http/guard.js'
 import { M2M_JWT_CATEGORY } from '../jwt/verify-jwt.js'
 import type { M2MClient } from '../types.js'
 import { type Fixture, startFixture, unknownToken } from './__fixtures__/emulator.js'
@@ -124,6 +125,33 @@ describe('valid tokens and the positive cache', () => {
     expect(stats).toMatchObject({ hits: 3, misses: 1, upstreamCalls: 1, entries: 1 })
     // Shared with every caller, so frozen: a route cannot change what the next route sees.
     expect(Object.isFrozen(auth) && Object.isFrozen(auth.scopes)).toBe(true)
+  })
+
+  test('claims that are not an object (the spec allows any JSON) pass through; a claims policy still refuses', async () => {
+    // Minted over raw HTTP, as another SDK could: this client only sends objects.
+    const res = await fetch(`${fx.emulator.url}/v1/m2m_tokens`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${fx.caller.secretKey}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ seconds_until_expiration: 600, claims: ['read', 'write'] }),
+    })
+    expect(res.status).toBe(201)
+    const { token } = (await res.json()) as { token: string }
+    const verifier = fx.verifier()
+    const before = fx.upstreamVerifies()
+    const auth = await verifier.verify(token)
+    expect(auth.claims).toEqual(['read', 'write'])
+    expect(await verifier.verify(token)).toBe(auth)
+    expect(fx.upstreamVerifies() - before).toBe(1)
+    const guard = createM2MGuard({ verifier, requireClaims: { tier: 'gold' } })
+    const result = await guard.authenticate({
+      method: 'GET',
+      authorization: `Bearer ${token}`,
+      native: null,
+    })
+    expect(result.ok ? 'admitted' : result.error.code).toBe('insufficient_scope')
   })
 
   test('a valid result lives ttlMs, then upstream is asked again', async () => {
