@@ -103,3 +103,36 @@ describe('CircuitBreaker', () => {
     expect(cb.current()).toBe('closed')
   })
 })
+
+describe('CircuitBreaker and the clock', () => {
+  test('a clock stepped back while open ends the open period instead of stretching it', () => {
+    let t = 1_000_000
+    const b = new CircuitBreaker(
+      1,
+      5_000,
+      () => t,
+      () => {},
+    )
+    b.failure(undefined)
+    expect(b.admit()).toBe(5_000)
+    t -= 3_600_000
+    // An hour back: without the bound, 3 605 000 ms of fail-fast with Clerk healthy.
+    expect(b.remainingMs()).toBe(0)
+    expect(b.admit()).toBe(0)
+    expect(b.state).toBe('half_open')
+  })
+
+  test("upstream's Retry-After keeps it open at most a minute", () => {
+    let t = 0
+    const b = new CircuitBreaker(
+      1,
+      5_000,
+      () => t,
+      () => {},
+    )
+    b.failure(86_400_000)
+    expect(b.remainingMs()).toBe(60_000)
+    t = 60_000
+    expect(b.admit()).toBe(0)
+  })
+})

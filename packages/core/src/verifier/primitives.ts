@@ -103,6 +103,9 @@ export class Bulkhead {
   }
 }
 
+/** The longest an upstream Retry-After keeps the breaker open. */
+const MAX_OPEN_MS = 60_000
+
 /**
  * State of the breaker, as `stats()` reports it.
  *
@@ -125,6 +128,8 @@ export class CircuitBreaker {
   state: BreakerState = 'closed'
   private failures = 0
   private openUntil = 0
+  /** How long the current open period was meant to last: a longer remainder means the clock stepped back. */
+  private openFor = 0
   private probing = false
   private probeSince = 0
   /** Numbers the probes, so a stale probe's late `cancel` cannot free its successor's slot. */
@@ -146,7 +151,7 @@ export class CircuitBreaker {
   admit(): number {
     if (this.state === 'closed') return 0
     if (this.state === 'open') {
-      const remaining = this.openUntil - this.now()
+      const remaining = this.remainingOpen()
       if (remaining > 0) return Math.ceil(remaining)
       this.state = 'half_open'
       this.probing = false
@@ -171,7 +176,18 @@ export class CircuitBreaker {
 
   /** What `stats()` shows: an open breaker whose time is up reads as half-open (probe allowed). */
   current(): BreakerState {
-    return this.state === 'open' && this.openUntil - this.now() <= 0 ? 'half_open' : this.state
+    return this.state === 'open' && this.remainingOpen() <= 0 ? 'half_open' : this.state
+  }
+
+  /**
+   * Open time left. A clock stepped back would stretch it by the size of the step (an hour's
+   * step: an hour of 503s with Clerk healthy), so a remainder longer than the period ends it.
+   */
+  private remainingOpen(): number {
+    const remaining = this.openUntil - this.now()
+    if (remaining <= this.openFor) return remaining
+    this.openUntil = this.now()
+    return 0
   }
 
   /**
@@ -202,13 +218,16 @@ export class CircuitBreaker {
       (this.state === 'closed' && this.failures >= this.threshold)
     ) {
       this.state = 'open'
-      this.openUntil = this.now() + Math.max(this.openMs, retryAfterMs ?? 0)
+      // Upstream's Retry-After is honoured up to a bound: one probe a minute costs Clerk nothing,
+      // and a huge value must not keep every miss failing for hours.
+      this.openFor = Math.max(this.openMs, Math.min(retryAfterMs ?? 0, MAX_OPEN_MS))
+      this.openUntil = this.now() + this.openFor
       this.onChange('open', this.failures)
     }
   }
 
   /** Remaining open time in ms, 0 when not open. */
   remainingMs(): number {
-    return this.state === 'open' ? Math.max(0, Math.ceil(this.openUntil - this.now())) : 0
+    return this.state === 'open' ? Math.max(0, Math.ceil(this.remainingOpen())) : 0
   }
 }

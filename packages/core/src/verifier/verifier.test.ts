@@ -1,3 +1,5 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { memoryCacheStore, memoryRevocationBus } from '../cache/memory.js'
@@ -1087,6 +1089,170 @@ describe('revoke, invalidate, revocation bus, shared store', () => {
     await new Promise((resolve) => setTimeout(resolve, 0))
     const ops = events.flatMap((e) => (e.type === 'store_error' ? [e.operation] : []))
     expect(ops).toEqual(expect.arrayContaining(['get', 'set', 'delete']))
+  })
+})
+
+describe('hostile or failing surroundings (red-team findings)', () => {
+  test('a store whose get never settles is a miss after a bound, never a hung request', async () => {
+    const hung: CacheStore = {
+      get: () => new Promise(() => {}),
+      set: () => {},
+      delete: () => {},
+    }
+    const events: M2MEvent[] = []
+    const { token, id } = await mint()
+    const verifier = fx.verifier({ cache: { store: hung }, onEvent: (e) => events.push(e) })
+    const started = performance.now()
+    expect((await verifier.verify(token)).id).toBe(id)
+    expect(performance.now() - started).toBeLessThan(3_000)
+    expect(events).toContainEqual({
+      type: 'store_error',
+      operation: 'get',
+      message: 'SharedTierTimeout',
+    })
+  })
+
+  test('a bus whose publish never settles: revoke() still ends, with a bus_error event', async () => {
+    const events: M2MEvent[] = []
+    const bus = { publish: () => new Promise<void>(() => {}), subscribe: () => () => {} }
+    const created = await mint()
+    const verifier = fx.verifier({ revocationBus: bus, onEvent: (e) => events.push(e) })
+    await verifier.verify(created.token)
+    await verifier.revoke(created.id)
+    expect(events).toContainEqual({ type: 'bus_error', message: 'SharedTierTimeout' })
+    await expectFailsWith(verifier.verify(created.token), 'token_revoked')
+  })
+
+  test('an async onEvent that rejects never becomes an unhandled rejection', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const { token } = await mint()
+      const verifier = fx.verifier({
+        onEvent: async () => {
+          throw new Error('metrics sink down')
+        },
+      })
+      expect((await verifier.verify(token)).subject).toBe(fx.caller.id)
+      await expectFailsWith(verifier.verify(unknownToken(430)), 'invalid_token')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
+  test.each([
+    ['a redirect', 302, { location: 'https://elsewhere.example/' }, ''],
+    ['an HTML 404 page', 404, { 'content-type': 'text/html' }, '<html>Not Found</html>'],
+  ])(
+    '%s from apiUrl is verifier_misconfigured (500), never blamed on the token or cached',
+    async (_, status, headers, body) => {
+      let calls = 0
+      const server = createServer((_req, res) => {
+        calls++
+        res.writeHead(status, headers).end(body)
+      })
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      try {
+        const { port } = server.address() as AddressInfo
+        const events: M2MEvent[] = []
+        const verifier = createM2MVerifier({
+          apiUrl: `http://127.0.0.1:${port}`,
+          secretKey: fx.emulator.secretKey,
+          retry: false,
+          onEvent: (e) => events.push(e),
+        })
+        const token = unknownToken(440 + status)
+        await expectFailsWith(verifier.verify(token), 'verifier_misconfigured')
+        await expectFailsWith(verifier.verify(token), 'verifier_misconfigured')
+        expect(calls).toBe(2)
+        expect(verifier.stats()).toMatchObject({ negativeEntries: 0, breaker: 'closed' })
+        expect(events).toContainEqual(expect.objectContaining({ type: 'misconfigured', status }))
+      } finally {
+        await new Promise((resolve) => server.close(resolve))
+      }
+    },
+  )
+
+  test('a clock stepped back does not stretch a cached entry past ttlMs (the revocation bound)', async () => {
+    const created = await mint()
+    const verifier = fx.verifier({ cache: { ttlMs: 5_000 } })
+    await verifier.verify(created.token)
+    await fx.callerClient.revokeToken({ m2mTokenId: created.id })
+    fx.clock.advance(-3_600_000)
+    try {
+      const before = fx.upstreamVerifies()
+      await expectFailsWith(verifier.verify(created.token), 'token_revoked')
+      expect(fx.upstreamVerifies() - before).toBe(1)
+    } finally {
+      fx.clock.advance(3_600_000)
+    }
+  })
+
+  test('entries from a custom store are checked field by field: garbage is a miss, never an identity', async () => {
+    const created = await mint()
+    const good = {
+      tokenType: 'm2m_token',
+      format: 'opaque',
+      id: created.id,
+      subject: fx.caller.id,
+      scopes: [fx.service.id],
+      claims: null,
+      expiration: null,
+    }
+    const planted = [
+      { auth: good, expiresAt: Number.NaN },
+      { auth: { ...good, expiration: Number.NaN }, expiresAt: fx.clock.t + 60_000 },
+      { auth: { ...good, claims: undefined }, expiresAt: fx.clock.t + 60_000 },
+      { auth: { ...good, scopes: [null] }, expiresAt: fx.clock.t + 60_000 },
+      { auth: { ...good, subject: 'not-a-machine' }, expiresAt: fx.clock.t + 60_000 },
+    ]
+    for (const value of planted) {
+      const events: M2MEvent[] = []
+      const store: CacheStore = { get: async () => value, set: () => {}, delete: () => {} }
+      const verifier = fx.verifier({ cache: { store }, onEvent: (e) => events.push(e) })
+      const before = fx.upstreamVerifies()
+      // Answered by upstream (one call), not by the planted value.
+      expect((await verifier.verify(created.token)).id).toBe(created.id)
+      expect(fx.upstreamVerifies() - before).toBe(1)
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'store_error', operation: 'get' }),
+      )
+    }
+  })
+
+  test('cached claims are frozen all the way down: one route cannot change what the next sees', async () => {
+    const created = await mint({ claims: { roles: ['reader'], limits: { rps: 10 } } })
+    const verifier = fx.verifier()
+    const auth = await verifier.verify(created.token)
+    const claims = auth.claims as { roles: string[]; limits: { rps: number } }
+    expect(() => claims.roles.push('admin')).toThrow(TypeError)
+    expect(() => {
+      claims.limits.rps = 1e9
+    }).toThrow(TypeError)
+    expect((await verifier.verify(created.token)).claims).toEqual({
+      roles: ['reader'],
+      limits: { rps: 10 },
+    })
+  })
+
+  test('a bus delivering something that is not an id changes nothing and throws nothing', async () => {
+    let deliver: (id: string) => void = () => {}
+    const bus = {
+      publish: async () => {},
+      subscribe: (listener: (id: string) => void) => {
+        deliver = listener
+        return () => {}
+      },
+    }
+    const created = await mint()
+    const verifier = fx.verifier({ revocationBus: bus })
+    await verifier.verify(created.token)
+    for (const junk of [undefined, null, 42, '', {}])
+      expect(() => deliver(junk as never)).not.toThrow()
+    expect((await verifier.verify(created.token)).id).toBe(created.id)
   })
 })
 

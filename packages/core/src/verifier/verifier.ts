@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { decodeCachedAuth } from '../cache/decode.js'
 import { digest, digestSync, digestToBase64url, sha256 } from '../cache/hash.js'
 import { createM2MClient } from '../client/index.js'
 import { M2MApiError, M2MAuthError, type M2MAuthErrorCode } from '../errors.js'
@@ -29,6 +30,10 @@ const DEFAULT_RETRY_AFTER_MS = 1_000
 const MIN_REVOKED_MEMORY_MS = 10 * 60_000
 const REVOKED_MAX_IDS = 10_000
 const MACHINE_ID_RE = /^mch_\w+$/
+/** A shared store or bus slower than this is treated as down: a miss, or a `bus_error`. */
+const SHARED_TIER_TIMEOUT_MS = 1_000
+/** Deep enough for any real claims; deeper values are frozen no further (and never mutated by us). */
+const MAX_FREEZE_DEPTH = 32
 
 /** A positive cache entry. A class so every entry shares one hidden class (fast, compact). */
 class Entry {
@@ -40,6 +45,12 @@ class Entry {
     readonly staleUntil: number,
     /** Precomputed `machineId` check, so a hit costs no array scan. */
     readonly scopeOk: boolean,
+    /**
+     * When it was cached, on our clock. A clock that reads earlier than this has stepped back, so
+     * the entry's lifetime can no longer be trusted (it would stretch by the size of the step and
+     * break the `ttlMs` revocation bound): it is then treated as absent.
+     */
+    readonly storedAt: number,
   ) {}
 }
 
@@ -68,6 +79,31 @@ function isCancellation(err: unknown): boolean {
     current = (current as { cause?: unknown }).cause
   }
   return false
+}
+
+/** A shared-tier operation (store get, bus publish) that did not settle in time. */
+class SharedTierTimeout extends Error {
+  override name = 'SharedTierTimeout'
+}
+
+/**
+ * Settles like `work`, or rejects with `SharedTierTimeout` after `ms`: a store or bus that never
+ * answers must not hang a request or a `revoke()`. The timer is cleared either way.
+ */
+function within<T>(work: PromiseLike<T> | T, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<never>((_, rejectTimer) => {
+    timer = setTimeout(() => rejectTimer(new SharedTierTimeout()), ms)
+  })
+  return Promise.race([Promise.resolve(work), deadline]).finally(() => clearTimeout(timer))
+}
+
+/** Freezes claims all the way down: one route must not change what the next one sees. */
+function deepFreeze(value: unknown, depth = 0): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return
+  Object.freeze(value)
+  if (depth >= MAX_FREEZE_DEPTH) return
+  for (const child of Object.values(value)) deepFreeze(child, depth + 1)
 }
 
 /** Thrown into a follower whose shared call did not settle in time (see `join`). */
@@ -129,22 +165,11 @@ function isM2MToken(value: unknown): value is M2MToken {
   )
 }
 
-function isCachedVerification(value: unknown): value is CachedVerification {
-  const v = value as CachedVerification | null
-  const a = v?.auth
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    typeof v.expiresAt === 'number' &&
-    typeof a === 'object' &&
-    a !== null &&
-    a.tokenType === 'm2m_token' &&
-    (a.format === 'opaque' || a.format === 'jwt') &&
-    typeof a.id === 'string' &&
-    typeof a.subject === 'string' &&
-    Array.isArray(a.scopes) &&
-    (a.expiration === null || typeof a.expiration === 'number')
-  )
+/** The envelope of a store value; its `auth` is then checked by `decodeCachedAuth`. */
+function isStoredShape(value: unknown): value is { auth: unknown; expiresAt: number } {
+  const v = value as { expiresAt?: unknown } | null
+  // A NaN or infinite expiry would never compare as past: such an entry would live for ever.
+  return typeof v === 'object' && v !== null && Number.isFinite(v.expiresAt)
 }
 
 /** Pools of subjects and scope lists: a fleet has few machines, a cache many tokens. */
@@ -172,7 +197,7 @@ function createSealer(): (auth: M2MAuth) => M2MAuth {
       scopes = Object.freeze(auth.scopes.map(intern)) as string[]
       if (listKey !== undefined && scopeLists.size < INTERN_MAX) scopeLists.set(listKey, scopes)
     }
-    if (auth.claims !== null) Object.freeze(auth.claims)
+    deepFreeze(auth.claims)
     // A literal, not a spread: every entry then shares one compact hidden class.
     return Object.freeze({
       tokenType: auth.tokenType,
@@ -333,9 +358,13 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
 
   function emit(event: M2MEvent): void {
     if (onEvent === undefined) return
-    // A throwing listener is the application's bug; it must not turn into a failed verification.
+    // A throwing listener is the application's bug; it must not turn into a failed verification,
+    // nor (an async listener's rejection) into an unhandled rejection that ends the process.
     try {
-      onEvent(event)
+      const result: unknown = (onEvent as (event: M2MEvent) => unknown)(event)
+      if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
+        Promise.resolve(result).catch(() => {})
+      }
     } catch {}
   }
 
@@ -443,6 +472,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       freshUntil,
       staleUntil,
       machineId === undefined || auth.scopes.includes(machineId),
+      t,
     )
     if (ttlMs > 0 && freshUntil > t) {
       positive.set(key, entry)
@@ -466,26 +496,29 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     if (store === undefined) return undefined
     let value: unknown
     try {
-      value = await store.get(await storeKey(key))
+      value = await within(store.get(await storeKey(key)), SHARED_TIER_TIMEOUT_MS)
     } catch (err) {
       storeError('get', err)
       return undefined
     }
     if (value === undefined || value === null) return undefined
-    if (!isCachedVerification(value)) {
+    // Field by field, like the Redis and KV stores do: only the documented shape becomes an
+    // identity, whatever a custom store hands back.
+    const auth = isStoredShape(value) ? decodeCachedAuth(value.auth) : undefined
+    if (auth === undefined || !MACHINE_ID_RE.test(auth.subject)) {
       storeError('get', new TypeError('store returned a malformed entry'))
       return undefined
     }
+    const expiresAt = (value as { expiresAt: number }).expiresAt
     const t = now()
-    const { auth } = value
-    if (t >= value.expiresAt || (auth.expiration !== null && t >= auth.expiration)) return undefined
+    if (t >= expiresAt || (auth.expiration !== null && t >= auth.expiration)) return undefined
     if (isRevoked(auth.id)) {
       // The store is shared and may lag behind the bus; a revoked id wins.
       storeDelete(key)
       return undefined
     }
     emit({ type: 'cache_hit', id: auth.id, tier: 'store' })
-    return remember(key, seal(auth), 'store', value.expiresAt)
+    return remember(key, seal(auth), 'store', expiresAt)
   }
 
   function acceptUpstream(key: string, token: M2MToken): Outcome {
@@ -526,6 +559,18 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
         return reject(
           'verifier_misconfigured',
           'The Clerk API refused the verifier secret key; check CLERK_SECRET_KEY / CLERK_MACHINE_SECRET_KEY',
+          err,
+        )
+      }
+      if (err.status < 400 || err.errors[0]?.code === 'unexpected_response') {
+        // A redirect, or an answer without Clerk's error body (a proxy's or another server's
+        // 404 page): apiUrl does not lead to Clerk. Our problem, not the caller's token, and
+        // never cached, so fixing the URL takes effect at once.
+        breaker?.success()
+        emit({ type: 'misconfigured', status: err.status, message: describe(err).message })
+        return reject(
+          'verifier_misconfigured',
+          `The API at apiUrl answered ${err.status} without a Clerk error body; check apiUrl (CLERK_API_URL)`,
           err,
         )
       }
@@ -776,7 +821,12 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
 
     let t = now()
     let stale: Entry | undefined
-    const entry = positive.get(key)
+    let entry = positive.get(key)
+    if (entry !== undefined && t < entry.storedAt) {
+      // The clock stepped back past this entry's birth: ask again rather than stretch its life.
+      positive.delete(key)
+      entry = undefined
+    }
     if (entry !== undefined) {
       const { auth } = entry
       // Checked on every hit with our clock, not left to LRU timers: an entry never outlives its token.
@@ -799,7 +849,8 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     }
     const rejection = negative.get(key)
     if (rejection !== undefined) {
-      if (t < rejection.until) {
+      // `until - negativeTtlMs` is when it was remembered: a clock stepped back before that ends it.
+      if (t < rejection.until && t >= rejection.until - negativeTtlMs) {
         counters.negativeHits++
         return fail(reject(rejection.code, rejection.description))
       }
@@ -815,6 +866,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       const expiration = stale.auth.expiration
       if (
         t < stale.staleUntil &&
+        t >= stale.storedAt &&
         (expiration === null || t < expiration) &&
         !isRevoked(stale.auth.id)
       ) {
@@ -827,6 +879,8 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
   }
 
   function markRevoked(id: string): void {
+    // Ids arrive from a bus, too: anything but a non-empty string is not an id.
+    if (typeof id !== 'string' || id === '') return
     revokedIds.set(id, now() + revokedMemoryMs)
     const keys = byId.get(id)
     if (keys === undefined) return
@@ -861,9 +915,11 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       ) {
         const key = digestSync(token)
         const entry = positive.get(key)
+        const t = entry === undefined ? 0 : now()
         if (
           entry?.scopeOk &&
-          now() < entry.freshUntil &&
+          t < entry.freshUntil &&
+          t >= entry.storedAt &&
           (revokedIds.size === 0 || !isRevoked(entry.auth.id))
         ) {
           counters.hits++
@@ -899,7 +955,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       markRevoked(m2mTokenId)
       if (bus !== undefined) {
         try {
-          await bus.publish(m2mTokenId)
+          await within(bus.publish(m2mTokenId), SHARED_TIER_TIMEOUT_MS)
         } catch (err) {
           emit({ type: 'bus_error', message: describe(err).message })
         }

@@ -84,7 +84,8 @@ export async function startFixture(): Promise<Fixture> {
         ...options,
         onEvent: (event) => {
           events.push(event)
-          userOnEvent?.(event)
+          // Handed back as is, so an async listener's promise reaches the verifier.
+          return userOnEvent?.(event)
         },
       })
       verifiers.push(verifier)
