@@ -150,7 +150,7 @@ export const HANDLERS: Record<OperationId, Handler> = {
         scopes: machine.scopes.map((s) => s.to),
         claims: claims as Record<string, unknown> | null,
         nowMs,
-        expirationMs: nowMs + lifetime * 1000,
+        lifetimeSeconds: lifetime,
       })
       return { status: 201, body: token }
     }

@@ -71,16 +71,20 @@ export class JwtSigner {
     return { keys: [this.publicJwk] }
   }
 
-  /** Signs a token; custom claims go at the top level, as Clerk's do. */
+  /**
+   * Signs a token; custom claims go at the top level, as Clerk's do. JWT times are whole seconds,
+   * so a fractional lifetime is rounded up: `exp > now` on issue (never born expired), and the
+   * record's `expiration` is exactly `exp * 1000`.
+   */
   async sign(input: {
     subject: string
     scopes: string[]
     claims: Record<string, unknown> | null
     nowMs: number
-    expirationMs: number
+    lifetimeSeconds: number
   }): Promise<WireToken> {
     const iat = Math.floor(input.nowMs / 1000)
-    const exp = Math.floor(input.expirationMs / 1000)
+    const exp = iat + Math.max(1, Math.ceil(input.lifetimeSeconds))
     const id = newTokenId()
     const custom = Object.fromEntries(
       Object.entries(input.claims ?? {}).filter(([key]) => !RESERVED.has(key)),

@@ -22,20 +22,15 @@ export const M2M_JWT_CATEGORY = 'cl_B7d4PD333AAA'
 /** Registered claims and the ones we map to fields; the rest are the token's custom claims. */
 const RESERVED_CLAIMS = new Set(['iss', 'sub', 'exp', 'nbf', 'iat', 'jti', 'aud', 'scopes'])
 
-/** Asymmetric algorithms only: an HMAC JWT would have to be signed with a secret we do not hold. */
-const ALLOWED_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-]
+/**
+ * What Clerk signs M2M JWTs with, and all `@clerk/backend` accepts: RSA PKCS#1 v1.5. Anything else
+ * in a header (HMAC, `none`, EC, EdDSA, PSS) is a token we would never be sent, so it is refused
+ * as the token's fault before any key is looked at.
+ */
+const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512']
+
+/** jose refuses to verify with a smaller RSA key; a PEM under it can never verify anything. */
+const MIN_RSA_BITS = 2048
 
 const MACHINE_ID = /^mch_\w+$/
 
@@ -224,23 +219,7 @@ function toAuth(payload: JWTPayload, subject: string): M2MAuth {
 
 function buildKeyResolver(config: JwtVerifierConfig): JWTVerifyGetKey {
   const pem = config.jwtKey
-  if (pem !== undefined && pem !== '') {
-    // importSPKI needs the algorithm; keys are imported lazily per algorithm and kept.
-    const imported = new Map<string, Promise<CryptoKey>>()
-    return (header) => {
-      const alg = header.alg
-      let key = imported.get(alg)
-      if (key === undefined) {
-        key = importSPKI(pem, alg).catch((cause: unknown) => {
-          throw new KeyConfigError('jwt.jwtKey (CLERK_JWT_KEY) is not a usable PEM public key', {
-            cause,
-          })
-        }) as Promise<CryptoKey>
-        imported.set(alg, key)
-      }
-      return key
-    }
-  }
+  if (pem !== undefined && pem !== '') return pemKeyResolver(pem)
   if (config.jwksUrl === undefined) {
     throw new TypeError('JWT verification needs jwt.jwtKey (or CLERK_JWT_KEY) or jwt.jwksUrl')
   }
@@ -278,4 +257,44 @@ function buildKeyResolver(config: JwtVerifierConfig): JWTVerifyGetKey {
     },
   })
   return remote
+}
+
+/**
+ * Resolves keys from our PEM. Whether the PEM is usable is decided once, for every accepted
+ * algorithm, never from a token's header: a header naming an algorithm the key cannot serve is a
+ * bad token (401), not a broken key (500).
+ */
+function pemKeyResolver(pem: string): JWTVerifyGetKey {
+  let keys: Promise<Map<string, CryptoKey>> | undefined
+  return async (header) => {
+    keys ??= importPem(pem)
+    const key = (await keys).get(header.alg)
+    if (key === undefined) {
+      throw new errors.JOSEAlgNotAllowed('the token algorithm does not match the configured key')
+    }
+    return key
+  }
+}
+
+async function importPem(pem: string): Promise<Map<string, CryptoKey>> {
+  const keys = new Map<string, CryptoKey>()
+  let cause: unknown
+  // importSPKI binds a key to one algorithm (one hash, for RSA): every accepted one, together.
+  for (const alg of ALLOWED_ALGORITHMS) {
+    try {
+      const key = await importSPKI(pem, alg)
+      const { modulusLength } = key.algorithm as RsaHashedKeyAlgorithm
+      if (typeof modulusLength === 'number' && modulusLength >= MIN_RSA_BITS) keys.set(alg, key)
+      else cause ??= new Error(`the RSA key is shorter than ${MIN_RSA_BITS} bits`)
+    } catch (error) {
+      cause ??= error
+    }
+  }
+  if (keys.size === 0) {
+    throw new KeyConfigError(
+      `jwt.jwtKey (CLERK_JWT_KEY) is not a usable PEM public key (RSA, SPKI, at least ${MIN_RSA_BITS} bits)`,
+      { cause },
+    )
+  }
+  return keys
 }

@@ -9,7 +9,7 @@ import { createM2MGuard } from '../http/guard.js'
 import { M2M_JWT_CATEGORY } from '../jwt/verify-jwt.js'
 import type { M2MClient } from '../types.js'
 import { type Fixture, startFixture, unknownToken } from './__fixtures__/emulator.js'
-import type { CacheStore, M2MEvent } from './types.js'
+import type { CachedVerification, CacheStore, M2MEvent } from './types.js'
 import { createM2MVerifier } from './verifier.js'
 
 let fx: Fixture
@@ -1202,16 +1202,18 @@ describe('hostile or failing surroundings (red-team findings)', () => {
       claims: null,
       expiration: null,
     }
-    const planted = [
+    const values = [
       { auth: good, expiresAt: Number.NaN },
       { auth: { ...good, expiration: Number.NaN }, expiresAt: fx.clock.t + 60_000 },
       { auth: { ...good, claims: undefined }, expiresAt: fx.clock.t + 60_000 },
       { auth: { ...good, scopes: [null] }, expiresAt: fx.clock.t + 60_000 },
       { auth: { ...good, subject: 'not-a-machine' }, expiresAt: fx.clock.t + 60_000 },
     ]
-    for (const value of planted) {
+    for (const value of values) {
       const events: M2MEvent[] = []
-      const store: CacheStore = { get: async () => value, set: () => {}, delete: () => {} }
+      // Planted as a store would hand it back, past the type system: that is the point.
+      const planted = value as unknown as CachedVerification
+      const store: CacheStore = { get: async () => planted, set: () => {}, delete: () => {} }
       const verifier = fx.verifier({ cache: { store }, onEvent: (e) => events.push(e) })
       const before = fx.upstreamVerifies()
       // Answered by upstream (one call), not by the planted value.
