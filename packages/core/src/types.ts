@@ -219,6 +219,10 @@ export interface M2MClient {
   readonly keyFingerprint: string
   createToken(params?: CreateTokenParams, options?: RequestOptions): Promise<M2MTokenWithSecret>
   listTokens(params: ListTokensParams, options?: RequestOptions): Promise<M2MTokenList>
+  /**
+   * Every token of a subject, paging itself. Each id is yielded at most once, and every token
+   * present for the whole iteration exactly once, even when the loop revokes what it is given.
+   */
   listAllTokens(params: ListAllTokensParams, options?: RequestOptions): AsyncIterable<M2MToken>
   revokeToken(params: RevokeTokenParams, options?: RequestOptions): Promise<M2MToken>
   verifyToken(params: VerifyTokenParams, options?: RequestOptions): Promise<M2MToken>

@@ -94,3 +94,42 @@ describe('decodeApiError with sparse entries', () => {
     expect(error.message).toBe('revokeToken: Clerk API answered 400 Bad Request: only_code')
   })
 })
+
+describe('decodeApiError meta', () => {
+  const decode = (meta: unknown, secrets: string[] = []) =>
+    decodeApiError({
+      operation: 'verifyToken',
+      status: 400,
+      header: () => undefined,
+      text: JSON.stringify({ errors: [{ code: 'bad', message: 'm', meta }] }),
+      retryAfterMs: undefined,
+      redact: redactor(secrets),
+    }).errors[0]!.meta
+
+  function nest(depth: number, inner: unknown): unknown {
+    let value = inner
+    for (let i = 0; i < depth; i++) value = { level: value }
+    return value
+  }
+
+  it('redacts secrets at any depth: what is nested too deep becomes a marker', () => {
+    const secret = 'mt_0123456789abcdefOPAQUEsecretTokenValue'
+    const key = 'sk_test_Sup3rS3cretKeyValueThatMustNeverLeak0123'
+    for (const depth of [1, 7, 8, 9, 10, 30]) {
+      const meta = decode(nest(depth, { token: secret, key, list: [secret] }), [secret])
+      const said = JSON.stringify(meta)
+      expect(said).not.toContain(secret)
+      expect(said).not.toContain(key)
+    }
+    // Shallow values are kept (redacted), not replaced by the marker.
+    expect(decode({ a: { token: secret, n: 1, ok: true, none: null } }, [secret])).toEqual({
+      a: { token: '[redacted]', n: 1, ok: true, none: null },
+    })
+    expect(JSON.stringify(decode(nest(30, 'x')))).toContain('"[nested too deep]"')
+  })
+
+  it('redacts secrets used as property names', () => {
+    const key = 'sk_live_0123456789abcdef'
+    expect(JSON.stringify(decode({ [key]: 'x', nested: { [key]: 1 } }))).not.toContain(key)
+  })
+})

@@ -49,12 +49,20 @@ export function redactor(secrets: readonly string[]): (text: string) => string {
   }
 }
 
+const MAX_META_DEPTH = 8
+const TOO_DEEP = '[nested too deep]'
+
 function redactDeep(value: unknown, redact: (text: string) => string, depth = 0): unknown {
   if (typeof value === 'string') return redact(value)
-  if (depth > 8 || typeof value !== 'object' || value === null) return value
+  if (typeof value !== 'object' || value === null) return value
+  // Past the limit nothing is inspected, so nothing may pass: unredacted, a secret would survive.
+  if (depth > MAX_META_DEPTH) return TOO_DEEP
   if (Array.isArray(value)) return value.map((item) => redactDeep(item, redact, depth + 1))
   const out: Record<string, unknown> = {}
-  for (const [key, item] of Object.entries(value)) out[key] = redactDeep(item, redact, depth + 1)
+  // Keys too: an echoed body can put a secret in a property name as easily as in a value.
+  for (const [key, item] of Object.entries(value)) {
+    out[redact(key)] = redactDeep(item, redact, depth + 1)
+  }
   return out
 }
 

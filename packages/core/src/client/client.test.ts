@@ -957,3 +957,84 @@ describe.each(variants)('createM2MClient over $name', (variant) => {
     })
   })
 })
+
+// A custom fetch is user code: the deadline must hold even when it ignores its AbortSignal.
+describe('a custom fetch that ignores its signal', () => {
+  const never = () => new Promise<never>(() => {})
+
+  /** How long `promise` takes to reject, failing the test if it is still pending after `limitMs`. */
+  async function timedRejection(promise: Promise<unknown>, limitMs: number) {
+    const started = performance.now()
+    let guard: ReturnType<typeof setTimeout> | undefined
+    const stillPending = new Promise<never>((_, reject) => {
+      guard = setTimeout(() => reject(new Error(`still pending after ${limitMs} ms`)), limitMs)
+    })
+    try {
+      const error = await rejection(Promise.race([promise, stillPending]))
+      return { error, elapsedMs: performance.now() - started }
+    } finally {
+      clearTimeout(guard)
+    }
+  }
+
+  function clientWith(fetch: M2MClientOptions['fetch'], timeoutMs = 150) {
+    return buildM2MClient({ secretKey: SECRET, apiUrl: 'http://127.0.0.1:9', fetch, timeoutMs })
+  }
+
+  it('rejects by the deadline with the timeout error when fetch never settles', async () => {
+    const { error, elapsedMs } = await timedRejection(
+      clientWith(never).verifyToken({ token: OPAQUE_TOKEN }),
+      2000,
+    )
+    expect(error).toBeInstanceOf(M2MConnectionError)
+    expect((error as M2MConnectionError).code).toBe('timeout')
+    expect((error as Error).message).toBe(
+      'verifyToken: no answer from the Clerk API within 150 ms (1 attempt)',
+    )
+    expect(elapsedMs).toBeGreaterThanOrEqual(140)
+    expect(elapsedMs).toBeLessThan(1000)
+    expect(everythingSaid(error)).not.toContain(SECRET)
+    expect(everythingSaid(error)).not.toContain(OPAQUE_TOKEN)
+  })
+
+  it('rejects by the deadline when the body never ends', async () => {
+    const endless = async () =>
+      new Response(new ReadableStream({ pull: () => never() }), { status: 200 })
+    const { error, elapsedMs } = await timedRejection(
+      clientWith(endless).listTokens({ subject: SUBJECT }),
+      2000,
+    )
+    expect((error as M2MConnectionError).code).toBe('timeout')
+    expect(elapsedMs).toBeLessThan(1000)
+  })
+
+  it("rejects with the caller's reason when the caller aborts", async () => {
+    const controller = new AbortController()
+    const pending = clientWith(never, 60_000).verifyToken(
+      { token: OPAQUE_TOKEN },
+      { signal: controller.signal },
+    )
+    setTimeout(() => controller.abort('caller gave up'), 20)
+    const { error } = await timedRejection(pending, 2000)
+    expect(error).toBe('caller gave up')
+  })
+
+  it('a late failure of the abandoned fetch is not an unhandled rejection', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const late = () =>
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('late')), 120))
+      const { error } = await timedRejection(
+        clientWith(late, 30).verifyToken({ token: OPAQUE_TOKEN }),
+        2000,
+      )
+      expect((error as M2MConnectionError).code).toBe('timeout')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+})

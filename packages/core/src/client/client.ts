@@ -105,6 +105,27 @@ function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
+// The deadline only aborts the signal, and a custom `fetch` (or the body stream it returns) may
+// ignore it: racing the attempt against the abort makes the call settle by the deadline anyway.
+// The abandoned attempt keeps its handlers, so its late outcome is dropped, never unhandled.
+function settleByAbort<T>(work: Promise<T>, abort: CallAbort): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abort.reason)
+    if (abort.aborted) onAbort()
+    else abort.once('abort', onAbort)
+    work.then(
+      (value) => {
+        abort.removeListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        abort.removeListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}
+
 // A method that returns a promise must not also throw: callers write `.catch()` or one
 // `try { await … }`, and a synchronous throw from validation would escape the former.
 function rejectingThrows<T>(run: () => Promise<T>): Promise<T> {
@@ -238,7 +259,7 @@ export function buildM2MClient(
       for (let retryIndex = 0; ; retryIndex++) {
         attempts++
         try {
-          return await attempt(call, abort)
+          return await settleByAbort(attempt(call, abort), abort)
         } catch (error) {
           if (callerSignal?.aborted) throw callerSignal.reason
           if (abort.aborted) throw timeoutError(call.operation, timeoutMs, attempts, lastError)
@@ -316,6 +337,22 @@ export function buildM2MClient(
       })
     },
 
+    /**
+     * Every token of a subject, page after page (`limit`/`offset`), each id at most once. Every
+     * token present for the whole iteration is yielded exactly once, even when the loop body
+     * revokes what it is given; tokens created, revoked or expiring meanwhile may or may not be.
+     * Each iteration starts afresh. An unchanged list of n tokens costs ceil(n / pageSize)
+     * requests (at least one); when the list shrinks between two pages, part of it is read
+     * again. Holds the ids of that subject's tokens in memory while it runs.
+     *
+     * @param [params.pageSize=100] - Tokens per request, 1–100.
+     * @throws {TypeError | RangeError} at once, for invalid parameters; API and connection
+     *   errors reject the iteration.
+     * @example
+     * for await (const token of client.listAllTokens({ subject: 'mch_…' })) {
+     *   await client.revokeToken({ m2mTokenId: token.id })
+     * }
+     */
     listAllTokens(params: ListAllTokensParams, requestOptions?: RequestOptions) {
       // Checked here, not on first iteration, so the mistake surfaces where it was made.
       const p = validateListAllTokensParams(params)
@@ -323,13 +360,33 @@ export function buildM2MClient(
       const limit = p.pageSize ?? 100
       return {
         async *[Symbol.asyncIterator]() {
+          // The list is newest first and, by default, leaves out revoked and expired tokens, so it
+          // moves while it is paged. A new token goes in front: everything shifts back and a page
+          // repeats ids, which `seen` drops. A token leaving moves those behind it forward, past
+          // the offset, unread. Since new tokens only go in front, no token moves forward by more
+          // than the count shrank between two pages: stepping the offset back by that much
+          // re-reads every token that may have slipped past, and costs nothing when the list
+          // holds still.
+          const seen = new Set<string>()
           let offset = 0
+          let lastCount: number | undefined
           for (;;) {
             const page = await listPage(
               { subject: p.subject, revoked: p.revoked, expired: p.expired, limit, offset },
               o,
             )
-            yield* page.m2mTokens
+            const shrink = lastCount === undefined ? 0 : Math.max(0, lastCount - page.totalCount)
+            lastCount = page.totalCount
+            for (const token of page.m2mTokens) {
+              if (seen.has(token.id)) continue
+              seen.add(token.id)
+              yield token
+            }
+            // At offset 0 this page itself covered whatever slipped forward.
+            if (shrink > 0 && offset > 0) {
+              offset = Math.max(0, offset - shrink)
+              continue
+            }
             offset += page.m2mTokens.length
             // An empty page ends it too, in case tokens vanish while paging and the count lies.
             if (page.m2mTokens.length === 0 || offset >= page.totalCount) return

@@ -54,11 +54,29 @@ describe('renderAuthError', () => {
     [-5, '1'],
     [Number.NaN, '1'],
     [60_000, '60'],
+    [1500.5, '2'],
+    [86_400_000, '86400'],
+    [86_400_001, '86400'],
+    [1e26, '86400'],
+    [Number.MAX_VALUE, '86400'],
+    [Number.POSITIVE_INFINITY, '86400'],
+    [Number.NEGATIVE_INFINITY, '1'],
   ])('Retry-After for retryAfterMs=%s is %s', (retryAfterMs, header) => {
     const rendered = renderAuthError(
       new M2MAuthError('verification_unavailable', 'Down', { retryAfterMs }),
     )
     expect(rendered.headers['retry-after']).toBe(header)
+  })
+
+  it('Retry-After is always delay-seconds: a non-negative integer, at most a day', () => {
+    for (const retryAfterMs of [1e-300, 0.4, 999.9, 7e9, 1e21, 1e23, 2 ** 60, 1e308]) {
+      const value = renderAuthError(
+        new M2MAuthError('verification_unavailable', 'Down', { retryAfterMs }),
+      ).headers['retry-after']!
+      expect(value).toMatch(/^\d+$/)
+      expect(Number(value)).toBeGreaterThanOrEqual(1)
+      expect(Number(value)).toBeLessThanOrEqual(86_400)
+    }
   })
 
   it('verifier_misconfigured: 500, no challenge, no Retry-After', () => {

@@ -42,6 +42,16 @@ export interface RenderAuthErrorOptions {
  */
 export const DEFAULT_RETRY_AFTER_SECONDS = 1
 
+// A day: a longer Retry-After comes from a bug or a broken upstream, not a plan, and the cap keeps
+// `String()` far from exponent notation, which is not valid delay-seconds (RFC 9110 §10.2.3).
+const MAX_RETRY_AFTER_SECONDS = 86_400
+
+function retryAfterSeconds(ms: number | undefined): number {
+  if (ms === undefined || Number.isNaN(ms) || ms <= 0) return DEFAULT_RETRY_AFTER_SECONDS
+  // Infinity passes through to the cap: it is an oversized delay, not a missing one.
+  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(1, Math.ceil(ms / 1000)))
+}
+
 const INTERNAL_DESCRIPTION =
   'The request could not be authenticated because of an internal error in the server'
 
@@ -79,10 +89,10 @@ export function toM2MAuthError(err: unknown): M2MAuthError {
 /**
  * The one renderer of every rejection, per the behaviour table: the status of the code, a
  * `WWW-Authenticate` challenge for 400/401/403 (no `error` attribute when credentials were
- * missing, RFC 6750 §3.1), `Retry-After` in whole seconds for 503, `Cache-Control: no-store`
- * so no proxy keeps an auth decision, and `{ error, error_description }` as JSON. Errors that are
- * not `M2MAuthError` go through `toM2MAuthError` first (fail closed). Nothing of the token is
- * ever in the output.
+ * missing, RFC 6750 §3.1), `Retry-After` for 503 in whole seconds from 1 to 86400 (a day),
+ * `Cache-Control: no-store` so no proxy keeps an auth decision, and `{ error, error_description }`
+ * as JSON. Errors that are not `M2MAuthError` go through `toM2MAuthError` first (fail closed).
+ * Nothing of the token is ever in the output.
  *
  * @param err - An `M2MAuthError` or anything thrown while authenticating.
  * @param [options.realm='api'] - The realm of the challenge.
@@ -102,12 +112,7 @@ export function renderAuthError(
   const challenge = bearerChallenge(error.code, options.realm ?? DEFAULT_REALM, error.description)
   if (challenge !== undefined) headers['www-authenticate'] = challenge
   if (error.code === 'verification_unavailable') {
-    const ms = error.retryAfterMs
-    headers['retry-after'] = String(
-      ms !== undefined && Number.isFinite(ms) && ms > 0
-        ? Math.max(1, Math.ceil(ms / 1000))
-        : DEFAULT_RETRY_AFTER_SECONDS,
-    )
+    headers['retry-after'] = String(retryAfterSeconds(error.retryAfterMs))
   }
   const body = { error: error.code, error_description: error.description }
   return { status: error.status, headers, body, bodyText: JSON.stringify(body) }
