@@ -84,6 +84,27 @@ describe('resolveClientOptions', () => {
   })
 
   it.each([
+    [
+      'a publishable key',
+      'pk_test_Y2xlcmsuZXhhbXBsZS5jb20k',
+      /is a publishable key \(pk_…\); use an instance secret key/,
+    ],
+    [
+      'a token',
+      'mt_0123456789abcdef0123456789abcdef',
+      /must be an instance secret key \(sk_…\) or a machine key/,
+    ],
+    ['anything else', 'abc', /must be an instance secret key \(sk_…\) or a machine key/],
+  ])('refuses %s as the secret key at construction, without echoing it', (_, key, message) => {
+    const attempt = () => resolveClientOptions({ secretKey: key }, {})
+    expect(attempt).toThrow(TypeError)
+    expect(attempt).toThrow(message)
+    expect(attempt).toThrow(expect.objectContaining({ message: expect.not.stringContaining(key) }))
+    // From the environment too.
+    expect(() => resolveClientOptions(undefined, { CLERK_SECRET_KEY: key })).toThrow(message)
+  })
+
+  it.each([
     [{ timeoutMs: 0 }, RangeError, /`timeoutMs`/],
     [{ timeoutMs: Number.NaN }, RangeError, /`timeoutMs`/],
     [{ timeoutMs: '5' }, TypeError, /`timeoutMs` must be a number/],

@@ -118,6 +118,15 @@ export function resolveClientOptions(
       `${where}: the secret key contains characters a key never has (whitespace or non-ASCII)`,
     )
   }
+  // Clerk's secrets are instance keys (sk_…) and machine keys (ak_…). Anything else would only
+  // show up as a 500 on every request; a publishable key (pk_…) is the likeliest mix-up.
+  if (!/^(?:sk|ak)_/.test(secretKey)) {
+    throw new TypeError(
+      secretKey.startsWith('pk_')
+        ? `${where}: the secret key is a publishable key (pk_…); use an instance secret key (sk_…) or a machine key (ak_…)`
+        : `${where}: the secret key must be an instance secret key (sk_…) or a machine key (ak_…)`,
+    )
+  }
   if (o.apiUrl !== undefined && typeof o.apiUrl !== 'string') {
     throw new TypeError(`${where}: \`apiUrl\` must be a string`)
   }
