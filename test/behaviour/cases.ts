@@ -2,7 +2,7 @@
  * THE behaviour table: every case is data (a token recipe, requests, expected answers, and the
  * number of verify calls the emulator must see), run unchanged against every adapter by
  * `run.ts`. It covers each row of DESIGN.md's behaviour table plus policy, optional mode,
- * preflight and the cache / upstream scenarios.
+ * CORS preflights (no exception) and the cache / upstream scenarios.
  */
 import type { FaultsPatch } from '@m2m-guard/emulator'
 import { ODD_REALM, type RouteName } from './routes.js'
@@ -37,8 +37,8 @@ export interface Expected {
   retryAfter: string | null
   /** `POST /m2m_tokens/verify` calls the emulator received because of this step. */
   upstreamCalls: number
-  /** Further headers that must be present with these values. */
-  headers?: Record<string, string>
+  /** Further headers that must be present with these values; `null`: must be absent. */
+  headers?: Record<string, string | null>
 }
 
 /** A request; `{token}` in a header value is replaced by the case's token. */
@@ -151,6 +151,15 @@ const missing: Expected = {
 
 const bearer = ['Bearer {token}']
 const verifyOnly: FaultsPatch = { operations: ['verifyM2MToken'] }
+const preflight: Send = {
+  method: 'OPTIONS',
+  route: 'protected',
+  headers: [
+    ['Origin', 'https://dashboard.example'],
+    ['Access-Control-Request-Method', 'GET'],
+    ['Access-Control-Request-Headers', 'authorization'],
+  ],
+}
 
 /** Placeholder replaced by the runner with the id of the second caller machine. */
 export const CALLER2_ID = '{caller2}'
@@ -375,26 +384,28 @@ export const cases: BehaviourCase[] = [
     ],
   },
 
-  // — CORS preflight passes through untouched to the app's own OPTIONS handler
+  // — CORS preflight: no exception (fail closed). Each app mounts its own OPTIONS handler behind
+  // the guard, answering CORS headers and the identity; their absence proves it never ran.
   {
-    name: 'CORS preflight passes through without credentials',
+    name: 'CORS preflight without credentials → 401 missing_token, the OPTIONS handler never runs',
     steps: [
       {
-        send: {
-          method: 'OPTIONS',
-          route: 'protected',
-          headers: [
-            ['Origin', 'https://dashboard.example'],
-            ['Access-Control-Request-Method', 'GET'],
-            ['Access-Control-Request-Headers', 'authorization'],
-          ],
-        },
+        send: preflight,
         expect: {
-          status: 204,
-          wwwAuthenticate: null,
-          body: null,
-          retryAfter: null,
-          upstreamCalls: 0,
+          ...missing,
+          headers: { 'access-control-allow-origin': null, 'access-control-allow-methods': null },
+        },
+      },
+    ],
+  },
+  {
+    name: 'CORS preflight with a valid token → verified, the OPTIONS handler runs with the identity',
+    token: { kind: 'caller' },
+    steps: [
+      {
+        send: { ...preflight, authorization: bearer },
+        expect: {
+          ...ok(1),
           headers: { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET' },
         },
       },

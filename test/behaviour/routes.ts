@@ -108,8 +108,11 @@ export interface GuardedBody {
   m2m: unknown
 }
 
-/** Headers of the preflight answer the apps give themselves (the guard must let it through). */
-export const PREFLIGHT_HEADERS: Readonly<Record<string, string>> = {
+/**
+ * Headers of the CORS answer each app's own `OPTIONS` handler gives, beside the body of the `GET`
+ * handler. They mark that the handler ran: a preflight without a token must come back without them.
+ */
+export const OPTIONS_HANDLER_HEADERS: Readonly<Record<string, string>> = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET',
   'access-control-allow-headers': 'authorization',

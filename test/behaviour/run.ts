@@ -185,8 +185,8 @@ export function runBehaviourTable(target: Target): void {
         expected.status >= 400
           ? { 'cache-control': '', ...expected.headers }
           : { ...expected.headers }
-      const headers: Record<string, string | undefined> = {}
-      for (const name of Object.keys(wanted)) headers[name] = res.headers[name]
+      const headers: Record<string, string | null> = {}
+      for (const name of Object.keys(wanted)) headers[name] = res.headers[name] ?? null
       return {
         status: res.status,
         wwwAuthenticate: res.headers['www-authenticate'] ?? null,

@@ -97,7 +97,6 @@ export function requireM2M(options: RequireM2MOptions = {}): M2MMiddleware {
       .authenticate({
         method: req.method,
         authorization: authorizationOfNodeRequest(req),
-        accessControlRequestMethod: req.headers['access-control-request-method'],
         native: req,
       })
       .then((result) => {

@@ -386,21 +386,40 @@ describe.each(versions)('%s', (_name, createApp) => {
     })
   })
 
-  it('lets a CORS preflight through untouched', async () => {
+  it('gives a CORS preflight no exception: 401 missing_token, and app.all never runs', async () => {
+    const ran: Array<string | null> = []
     const server = await app({ verifier: shared }, (app) => {
-      app.options('/internal/whoami', (_req, res) => {
-        res.set('access-control-allow-methods', 'GET').status(204).end()
+      app.all('/internal/any', (req, res) => {
+        ran.push(req.m2m?.subject ?? null)
+        res.set('access-control-allow-methods', 'GET').json({ m2m: req.m2m ?? null })
       })
     })
+    const minted = await world.mint(world.caller)
     const before = world.verifyCalls()
-    const res = await request(server)
-      .options('/internal/whoami')
-      .set('Origin', 'https://example.test')
-      .set('Access-Control-Request-Method', 'GET')
-    expect(res.status).toBe(204)
-    expect(res.headers['access-control-allow-methods']).toBe('GET')
-    expect(res.headers['www-authenticate']).toBeUndefined()
+    const preflight = () =>
+      request(server)
+        .options('/internal/any')
+        .set('Origin', 'https://example.test')
+        .set('Access-Control-Request-Method', 'GET')
+    const res = await preflight()
+    expectFailsWith(
+      res,
+      401,
+      {
+        error: 'missing_token',
+        error_description: 'No Bearer token was sent; send Authorization: Bearer <M2M token>',
+      },
+      { challenge: 'Bearer realm="api"' },
+    )
+    expect(res.headers['access-control-allow-methods']).toBeUndefined()
+    expect(ran).toEqual([])
     expect(world.verifyCalls()).toBe(before)
+    // With a token it is verified and let through like any request.
+    const verified = await preflight().set('Authorization', `Bearer ${minted.token}`)
+    expect(verified.status).toBe(200)
+    expect(verified.body.m2m.subject).toBe(world.caller.id)
+    expect(ran).toEqual([world.caller.id])
+    expect(world.verifyCalls()).toBe(before + 1)
   })
 
   it('passErrors: hands the M2MAuthError to the error handler', async () => {

@@ -109,17 +109,11 @@ const plugin: FastifyPluginAsync<M2MFastifyOptions> = async function m2mGuardPlu
     reply: FastifyReply,
     policy: M2MCompiledPolicy,
   ): Promise<FastifyReply | undefined> {
-    const method = request.method
     return guard
       .authenticate(
         {
-          method,
+          method: request.method,
           authorization: authorizationOfNodeRequest(request.raw),
-          // Only a preflight looks at it.
-          accessControlRequestMethod:
-            method.length === 7 && method.toUpperCase() === 'OPTIONS'
-              ? request.headers['access-control-request-method']
-              : undefined,
           native: request,
         },
         policy,

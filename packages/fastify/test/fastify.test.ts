@@ -343,22 +343,40 @@ describe.each(versions)('%s', (_name, createApp) => {
     expect((await server.inject({ url: '/strict' })).statusCode).toBe(401)
   })
 
-  it('lets a CORS preflight through untouched', async () => {
+  it('gives a CORS preflight no exception: 401 missing_token, and app.all never runs', async () => {
+    const ran: Array<string | null> = []
     const server = await app({ verifier: sharedVerifier() }, (app) => {
-      app.options('/whoami', async (_request, reply) =>
-        reply.code(204).header('access-control-allow-methods', 'GET').send(),
-      )
+      app.all('/any', async (request, reply) => {
+        ran.push(request.m2m?.subject ?? null)
+        return reply.header('access-control-allow-methods', 'GET').send({ m2m: request.m2m })
+      })
     })
+    const minted = await world.mint(world.caller)
     const before = world.verifyCalls()
-    const res = await server.inject({
-      method: 'OPTIONS',
-      url: '/whoami',
-      headers: { origin: 'https://example.test', 'access-control-request-method': 'GET' },
-    })
-    expect(res.statusCode).toBe(204)
-    expect(res.headers['access-control-allow-methods']).toBe('GET')
-    expect(res.headers['www-authenticate']).toBeUndefined()
+    const preflight = { origin: 'https://example.test', 'access-control-request-method': 'GET' }
+    const res = await server.inject({ method: 'OPTIONS', url: '/any', headers: preflight })
+    expectFailsWith(
+      res,
+      401,
+      {
+        error: 'missing_token',
+        error_description: 'No Bearer token was sent; send Authorization: Bearer <M2M token>',
+      },
+      { challenge: 'Bearer realm="api"' },
+    )
+    expect(res.headers['access-control-allow-methods']).toBeUndefined()
+    expect(ran).toEqual([])
     expect(world.verifyCalls()).toBe(before)
+    // With a token it is verified and let through like any request.
+    const verified = await server.inject({
+      method: 'OPTIONS',
+      url: '/any',
+      headers: { ...preflight, ...bearer(minted.token) },
+    })
+    expect(verified.statusCode).toBe(200)
+    expect(verified.json().m2m.subject).toBe(world.caller.id)
+    expect(ran).toEqual([world.caller.id])
+    expect(world.verifyCalls()).toBe(before + 1)
   })
 
   it('onError and getToken receive the Fastify request', async () => {

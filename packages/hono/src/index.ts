@@ -195,14 +195,9 @@ export function requireM2M(
       // Fail closed: a guard that cannot be built answers 500, never lets the request through.
       throw toHTTPException(renderAuthError(err), err)
     }
-    const method = c.req.method
     const result = await guard.authenticate({
-      method,
+      method: c.req.method,
       authorization: c.req.header('authorization'),
-      // Only a preflight looks at it: not read (a header lookup) on any other request.
-      accessControlRequestMethod: isOptions(method)
-        ? c.req.header('access-control-request-method')
-        : undefined,
       native: c,
     })
     if (!result.ok) throw toHTTPException(result.response, result.error)
@@ -218,10 +213,6 @@ export function requireM2M(
       await Promise.all(built.map(({ entry }) => ('failed' in entry ? undefined : entry.close())))
     },
   })
-}
-
-function isOptions(method: string): boolean {
-  return method.length === 7 && method.toUpperCase() === 'OPTIONS'
 }
 
 function definedOnly<T extends object>(options: T): Partial<T> {

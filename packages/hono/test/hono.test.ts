@@ -211,21 +211,41 @@ describe('@m2m-guard/hono on Node', () => {
     expect((await app.request('/internal/whoami', bearer('mt_x y'))).status).toBe(400)
   })
 
-  it('lets a CORS preflight through untouched', async () => {
+  it('gives a CORS preflight no exception: 401 missing_token, and app.all never runs', async () => {
+    const ran: Array<string | null> = []
     const app = guarded({ verifier: shared }, (app) => {
-      app.options('/internal/whoami', (c) =>
-        c.body(null, 204, { 'access-control-allow-methods': 'GET' }),
-      )
+      app.all('/internal/any', (c) => {
+        ran.push(c.var.m2m?.subject ?? null)
+        return c.json({ m2m: c.var.m2m ?? null }, 200, { 'access-control-allow-methods': 'GET' })
+      })
     })
+    const minted = await world.mint(world.caller)
     const before = world.verifyCalls()
-    const res = await app.request('/internal/whoami', {
-      method: 'OPTIONS',
-      headers: { origin: 'https://example.test', 'access-control-request-method': 'GET' },
-    })
-    expect(res.status).toBe(204)
-    expect(res.headers.get('access-control-allow-methods')).toBe('GET')
-    expect(res.headers.get('www-authenticate')).toBeNull()
+    const preflight = { origin: 'https://example.test', 'access-control-request-method': 'GET' }
+    const res = await app.request('/internal/any', { method: 'OPTIONS', headers: preflight })
+    expect(res.headers.get('access-control-allow-methods')).toBeNull()
+    await expectFailsWith(
+      res,
+      401,
+      {
+        error: 'missing_token',
+        error_description: 'No Bearer token was sent; send Authorization: Bearer <M2M token>',
+      },
+      { challenge: 'Bearer realm="api"' },
+    )
+    expect(ran).toEqual([])
     expect(world.verifyCalls()).toBe(before)
+    // With a token it is verified and let through like any request.
+    const verified = await app.request('/internal/any', {
+      method: 'OPTIONS',
+      headers: { ...preflight, authorization: `Bearer ${minted.token}` },
+    })
+    expect(verified.status).toBe(200)
+    expect(((await verified.json()) as { m2m: { subject: string } }).m2m.subject).toBe(
+      world.caller.id,
+    )
+    expect(ran).toEqual([world.caller.id])
+    expect(world.verifyCalls()).toBe(before + 1)
   })
 
   it('rejections are HTTPExceptions that app.onError sees, carrying the M2MAuthError', async () => {

@@ -9,7 +9,7 @@ import { requireM2M } from '@m2m-guard/express'
 import express4 from 'express4'
 import express5, { type Express } from 'express5'
 import { sendHttp } from '../../support/http.js'
-import { type BehaviourRoutes, defineRoutes, PREFLIGHT_HEADERS } from '../routes.js'
+import { type BehaviourRoutes, defineRoutes, OPTIONS_HANDLER_HEADERS } from '../routes.js'
 import type { Target } from '../run.js'
 
 /** Listens on 127.0.0.1:0 and resolves once bound. */
@@ -34,8 +34,9 @@ export function closeServer(server: Server): Promise<void> {
 const require = createRequire(import.meta.url)
 
 /**
- * Mounts every guarded route, its own preflight handler, and `POST /admin/revoke/:id` on an
- * Express app: the Express twin of buildHonoApp, shared with the leak suite.
+ * Mounts every guarded route (with a `GET` and a CORS-answering `OPTIONS` handler behind the
+ * guard) and `POST /admin/revoke/:id` on an Express app: the Express twin of buildHonoApp, shared
+ * with the leak suite.
  *
  * @example
  * const { close } = mountExpressRoutes(express(), defineRoutes(env))
@@ -52,8 +53,8 @@ export function mountExpressRoutes(
   const guards = routes.routes.map((route) => requireM2M(route.options))
   routes.routes.forEach((route, i) => {
     app.use(route.path, guards[i]!)
-    app.options(route.path, (_req, res) => {
-      res.set(PREFLIGHT_HEADERS).status(204).end()
+    app.options(route.path, (req, res) => {
+      res.set(OPTIONS_HANDLER_HEADERS).json({ m2m: req.m2m ?? null })
     })
     app.get(route.path, (req, res) => {
       res.json({ m2m: req.m2m ?? null })

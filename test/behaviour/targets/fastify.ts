@@ -7,7 +7,7 @@ import m2mGuard from '@m2m-guard/fastify'
 import fastify4 from 'fastify4'
 import fastify5, { type FastifyInstance } from 'fastify5'
 import { sendHttp } from '../../support/http.js'
-import { type BehaviourRoutes, defineRoutes, PREFLIGHT_HEADERS } from '../routes.js'
+import { type BehaviourRoutes, defineRoutes, OPTIONS_HANDLER_HEADERS } from '../routes.js'
 import type { Target } from '../run.js'
 
 /**
@@ -28,11 +28,8 @@ export async function mountFastifyRoutes(
   for (const route of routes.routes) {
     await app.register(async (scope) => {
       await scope.register(m2mGuard, route.options)
-      scope.options(route.path, async (_request, reply) =>
-        reply
-          .code(204)
-          .headers({ ...PREFLIGHT_HEADERS })
-          .send(),
+      scope.options(route.path, async (request, reply) =>
+        reply.headers({ ...OPTIONS_HANDLER_HEADERS }).send({ m2m: request.m2m }),
       )
       scope.get(route.path, async (request) => ({ m2m: request.m2m }))
     })

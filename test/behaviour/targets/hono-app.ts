@@ -4,10 +4,11 @@
  */
 import { type M2MMiddleware, requireM2M } from '@m2m-guard/hono'
 import { Hono } from 'hono'
-import { type BehaviourRoutes, PREFLIGHT_HEADERS } from '../routes.js'
+import { type BehaviourRoutes, OPTIONS_HANDLER_HEADERS } from '../routes.js'
 
 /**
- * Mounts every guarded route, its own preflight handler, and `POST /admin/revoke/:id`.
+ * Mounts every guarded route (with a `GET` and a CORS-answering `OPTIONS` handler behind the
+ * guard) and `POST /admin/revoke/:id`.
  *
  * @example
  * const { app, close } = buildHonoApp(defineRoutes(env))
@@ -23,7 +24,9 @@ export function buildHonoApp(routes: BehaviourRoutes): { app: Hono; close(): Pro
     const guard = requireM2M(route.options)
     guards.push(guard)
     app.use(route.path, guard)
-    app.options(route.path, (c) => c.body(null, 204, { ...PREFLIGHT_HEADERS }))
+    app.options(route.path, (c) =>
+      c.json({ m2m: c.get('m2m') ?? null }, 200, { ...OPTIONS_HANDLER_HEADERS }),
+    )
     app.get(route.path, (c) => c.json({ m2m: c.get('m2m') ?? null }))
   }
   return {

@@ -50,11 +50,7 @@ const get = (authorization?: string | string[]) => ({
 describe('createM2MGuard: authenticate', () => {
   it('verifies a Bearer token and returns the identity', async () => {
     const { guard, calls } = guardWith()
-    expect(await guard.authenticate(get(`Bearer ${TOKEN}`))).toEqual({
-      ok: true,
-      auth,
-      preflight: false,
-    })
+    expect(await guard.authenticate(get(`Bearer ${TOKEN}`))).toEqual({ ok: true, auth })
     expect(calls).toEqual([TOKEN])
   })
 
@@ -115,38 +111,42 @@ describe('createM2MGuard: authenticate', () => {
     expect(result.error.cause).toBeInstanceOf(TypeError)
   })
 
-  it('lets a CORS preflight through untouched, without calling the verifier', async () => {
+  it('gives a CORS preflight no exception: 401 missing_token, without calling the verifier', async () => {
     const { guard, calls } = guardWith()
-    expect(
-      await guard.authenticate({
-        method: 'options',
-        authorization: undefined,
-        accessControlRequestMethod: 'POST',
-        native: 'req',
-      }),
-    ).toEqual({ ok: true, auth: null, preflight: true })
+    // Shaped as an adapter written for an older guard would still send it: the extra field
+    // must not open a way around the token.
+    const preflight = {
+      method: 'OPTIONS',
+      authorization: undefined,
+      accessControlRequestMethod: 'GET',
+      native: 'req',
+    }
+    const result = await guard.authenticate(preflight)
+    expect(result.ok).toBe(false)
+    if (result.ok) return
+    expect(result.error.code).toBe('missing_token')
+    expect(result.response.status).toBe(401)
+    expect(result.response.headers['www-authenticate']).toBe('Bearer realm="api"')
     expect(calls).toEqual([])
   })
 
-  it('guards an OPTIONS request that is not a preflight', async () => {
-    const { guard } = guardWith()
-    const result = await guard.authenticate({
+  it('verifies a CORS preflight that carries a token like any request', async () => {
+    const { guard, calls } = guardWith()
+    const preflight = {
       method: 'OPTIONS',
-      authorization: undefined,
-      native: '',
-    })
-    expect(!result.ok && result.response.status).toBe(401)
+      authorization: `Bearer ${TOKEN}`,
+      accessControlRequestMethod: 'GET',
+      native: 'req',
+    }
+    expect(await guard.authenticate(preflight)).toEqual({ ok: true, auth })
+    expect(calls).toEqual([TOKEN])
   })
 
   describe('optional', () => {
     it('continues without identity when there are no Bearer credentials', async () => {
       const { guard, calls } = guardWith({ optional: true })
-      expect(await guard.authenticate(get())).toEqual({ ok: true, auth: null, preflight: false })
-      expect(await guard.authenticate(get('Basic dXNlcg=='))).toEqual({
-        ok: true,
-        auth: null,
-        preflight: false,
-      })
+      expect(await guard.authenticate(get())).toEqual({ ok: true, auth: null })
+      expect(await guard.authenticate(get('Basic dXNlcg=='))).toEqual({ ok: true, auth: null })
       expect(calls).toEqual([])
     })
 
@@ -194,7 +194,7 @@ describe('createM2MGuard: authenticate', () => {
         authorization: 'Basic x',
         native: 'with',
       })
-      expect(ok).toEqual({ ok: true, auth, preflight: false })
+      expect(ok).toEqual({ ok: true, auth })
       expect(getToken).toHaveBeenCalledWith('with')
       expect(calls).toEqual([TOKEN])
       const none = await guard.authenticate({

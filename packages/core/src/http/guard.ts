@@ -39,22 +39,20 @@ export interface M2MGuardRequest<Req = unknown> {
   method: string
   /** Every value of the Authorization header (see `authorizationOfNodeRequest`). */
   authorization: string | readonly string[] | null | undefined
-  /** The `Access-Control-Request-Method` header, to recognise CORS preflights. */
-  accessControlRequestMethod?: string | readonly string[] | null | undefined
   /** The framework's request, for `getToken` and `onError`. */
   native: Req
 }
 
 /**
- * A guard's decision. On success `auth` is the identity, or `null` for a CORS preflight or an
- * optional route called without credentials. On failure `response` is what to send.
+ * A guard's decision. On success `auth` is the identity, or `null` on an optional route called
+ * without credentials. On failure `response` is what to send.
  *
  * @example
  * const result: M2MGuardResult = await guard.authenticate(request)
  * if (!result.ok) return send(result.response)
  */
 export type M2MGuardResult =
-  | { ok: true; auth: M2MAuth | null; preflight: boolean }
+  | { ok: true; auth: M2MAuth | null }
   | { ok: false; error: M2MAuthError; response: RenderedAuthError }
 
 /**
@@ -139,10 +137,6 @@ function isHeaderSafe(value: string): boolean {
     if ((code < 0x20 && code !== 0x09) || code === 0x7f || code > 0xff) return false
   }
   return true
-}
-
-function hasHeader(value: string | readonly string[] | null | undefined): boolean {
-  return typeof value === 'string' ? value.length > 0 : Array.isArray(value) && value.length > 0
 }
 
 // getToken is typed synchronous, but an async one is an easy mistake. Its promise would be read
@@ -317,22 +311,15 @@ export function createM2MGuard<Req = unknown>(
     },
     async authenticate(request, policy = defaults) {
       try {
-        // A CORS preflight carries no credentials by design (Fetch spec); answering it 401 would
-        // make every cross-origin call fail before it is made.
-        // The header is checked first: it is absent on every request but a preflight, and
-        // upper-casing the method would be a string allocation per request.
-        if (
-          hasHeader(request.accessControlRequestMethod) &&
-          String(request.method).toUpperCase() === 'OPTIONS'
-        ) {
-          return { ok: true, auth: null, preflight: true }
-        }
+        // No exception for CORS preflights: `OPTIONS` is a method like any other, and a
+        // method-agnostic handler (`app.all`) would run with no identity. Fail closed; a
+        // browser-facing route answers preflights with CORS middleware mounted before the guard.
         const parsed: ParsedAuthorization = getToken
           ? parseBearerToken(extractToken(getToken, request.native))
           : parseAuthorization(request.authorization)
         if (parsed.kind === 'error') return reject(parsed.error, request)
         if (parsed.kind === 'none') {
-          if (policy.optional === true) return { ok: true, auth: null, preflight: false }
+          if (policy.optional === true) return { ok: true, auth: null }
           return reject(
             new M2MAuthError(
               'missing_token',
@@ -344,7 +331,7 @@ export function createM2MGuard<Req = unknown>(
         const auth = await verifier.verify(parsed.token)
         const denied = checkPolicy(auth, policy)
         if (denied) return reject(denied, request)
-        return { ok: true, auth, preflight: false }
+        return { ok: true, auth }
       } catch (err) {
         return reject(toM2MAuthError(err), request)
       }
