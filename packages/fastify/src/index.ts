@@ -73,12 +73,19 @@ const NAME = '@m2m-guard/fastify'
 // Fastify's own register options may arrive with the plugin options; they are not ours to judge.
 const REGISTER_OPTIONS = ['prefix', 'logLevel', 'logSerializers']
 
+interface LegacyRequest {
+  routeConfig?: { m2m?: M2MRouteConfig }
+  context?: { config?: { m2m?: M2MRouteConfig } }
+}
+
 function routeConfigOf(request: FastifyRequest): M2MRouteConfig | undefined {
-  // routeOptions is Fastify ≥ 4.10; older 4.x only has routeConfig.
-  const config =
-    request.routeOptions?.config ??
-    (request as unknown as { routeConfig?: { m2m?: M2MRouteConfig } }).routeConfig
-  return config?.m2m
+  // Fastify ≥ 4.10 has routeOptions; 4.7–4.9 only routeConfig; 4.0–4.6 only request.context,
+  // deprecated later (reading it there warns), so it is read only where nothing else exists.
+  // Missing the route's config would guard an open route and leave a `global: false` one open.
+  const options = request.routeOptions as FastifyRequest['routeOptions'] | undefined
+  if (options !== undefined) return options.config?.m2m
+  const legacy = request as unknown as LegacyRequest
+  return ('routeConfig' in legacy ? legacy.routeConfig : legacy.context?.config)?.m2m
 }
 
 const plugin: FastifyPluginAsync<M2MFastifyOptions> = async function m2mGuardPlugin(

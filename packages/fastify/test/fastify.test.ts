@@ -2,12 +2,15 @@ import { createM2MVerifier, M2MAuthError, type M2MVerifier } from '@m2m-guard/co
 import type { FastifyInstance } from 'fastify'
 import fastify4 from 'fastify4'
 import fastify5 from 'fastify5'
+import fastify40 from 'fastify40'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type M2MFastifyOptions, m2mGuard } from '../src/index.js'
 import { startWorld, type World } from './world.js'
 
 type AppFactory = () => FastifyInstance
 const versions: [string, AppFactory][] = [
+  // The bottom of the declared peer range: request.routeOptions and routeConfig do not exist yet.
+  ['Fastify 4.0.0', fastify40 as unknown as AppFactory],
   ['Fastify 4', fastify4 as unknown as AppFactory],
   ['Fastify 5', fastify5 as unknown as AppFactory],
 ]
