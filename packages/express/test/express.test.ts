@@ -472,7 +472,14 @@ describe('requireM2M options', () => {
       'requireM2M: requireClaims must be an object of expected claim values or a predicate function',
     ],
     [{ passErrors: 'yes' }, 'requireM2M: passErrors must be a boolean'],
-    [{ allowedSubject: ['mch_a'] }, 'requireM2M: unknown option `allowedSubject`'],
+    [
+      { allowedSubject: ['mch_a'] },
+      'requireM2M: unknown option `allowedSubject` (did you mean `allowedSubjects`?)',
+    ],
+    [
+      { cache: { ttlMS: 0 } },
+      'requireM2M: unknown option `cache.ttlMS` (did you mean `cache.ttlMs`?)',
+    ],
     [{ verifier }, 'requireM2M: verifier must be an M2MVerifier (from createM2MVerifier())'],
   ])('rejects %j at construction', (options, message) => {
     expect(() => requireM2M(options as never)).toThrow(new TypeError(message))

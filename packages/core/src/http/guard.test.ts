@@ -304,7 +304,19 @@ describe('createM2MGuard: options', () => {
   const { verifier } = fakeVerifier()
 
   it.each([
-    [{ verifier, alowedSubjects: ['x'] }, 'createM2MGuard: unknown option `alowedSubjects`'],
+    [
+      { verifier, alowedSubjects: ['x'] },
+      'createM2MGuard: unknown option `alowedSubjects` (did you mean `allowedSubjects`?)',
+    ],
+    // A misspelt machineId would silently turn the scope check off: never ignored.
+    [
+      { machineID: 'mch_x' },
+      'createM2MGuard: unknown option `machineID` (did you mean `machineId`?)',
+    ],
+    [
+      { cache: { ttl: 0 } },
+      'createM2MGuard: unknown option `cache.ttl` (did you mean `cache.ttlMs`?)',
+    ],
     [
       { verifier, allowedSubjects: 'x' },
       'createM2MGuard: allowedSubjects must be an array of machine ids (mch_…)',

@@ -1,5 +1,6 @@
 import { DEFAULT_REALM, M2MAuthError } from '../errors.js'
 import { createM2MVerifier } from '../verifier/index.js'
+import { validateVerifierOptions } from '../verifier/options.js'
 import type { M2MAuth, M2MVerifier, M2MVerifierOptions } from '../verifier/types.js'
 import { type ParsedAuthorization, parseAuthorization, parseBearerToken } from './authorization.js'
 import { assertValidPolicy, checkPolicy, type M2MRoutePolicy } from './policy.js'
@@ -173,6 +174,12 @@ function prepare<Req>(
     throw new TypeError(`${where}: options must be an object`)
   }
   const adapterOptions = new Set(context.adapterOptions ?? [])
+  // Verifier options are checked here too, at every level, so a misspelt `cache.ttlMs` or
+  // `machineId` fails when the middleware is created (Hono builds its verifier lazily).
+  validateVerifierOptions(options, {
+    name: where,
+    extraKeys: [...Object.keys(GUARD_OPTIONS), ...adapterOptions],
+  })
   const verifierOptions: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(options)) {
     if (Object.hasOwn(VERIFIER_OPTIONS, key)) {

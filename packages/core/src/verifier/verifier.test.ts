@@ -735,6 +735,19 @@ describe('machineId', () => {
 })
 
 describe('JWT-format tokens', () => {
+  test('the key is read like the client reads it: a blank secretKey option falls back to the environment for the JWKS too', async () => {
+    const jwt = await mint({ jwt: true })
+    const saved = process.env['CLERK_SECRET_KEY']
+    process.env['CLERK_SECRET_KEY'] = fx.emulator.secretKey
+    try {
+      const verifier = fx.verifier({ secretKey: ' ' })
+      expect((await verifier.verify(jwt.token)).id).toBe(jwt.id)
+    } finally {
+      if (saved === undefined) delete process.env['CLERK_SECRET_KEY']
+      else process.env['CLERK_SECRET_KEY'] = saved
+    }
+  })
+
   test('verified locally against the JWKS (fetched once), with scopes and claims from the payload', async () => {
     const a = await mint({ jwt: true, claims: { tier: 'gold' } })
     const b = await mint({ jwt: true })

@@ -5,6 +5,7 @@ import { createM2MClient } from '../client/index.js'
 import { M2MApiError, M2MAuthError, type M2MAuthErrorCode } from '../errors.js'
 import { createJwtVerifier, type JwtVerification } from '../jwt/verify-jwt.js'
 import type { M2MClient, M2MClientOptions, M2MToken } from '../types.js'
+import { validateVerifierOptions } from './options.js'
 import { Bulkhead, CircuitBreaker } from './primitives.js'
 import { MAX_TOKEN_LENGTH, tokenShape } from './shape.js'
 import type {
@@ -129,11 +130,16 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
   return value
 }
 
+/** A configured string as the client reads it: trimmed, and blank means unset. */
+function setting(value: string | undefined): string | undefined {
+  const trimmed = value?.trim()
+  return trimmed === '' ? undefined : trimmed
+}
+
 function readEnv(name: string): string | undefined {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
     ?.env
-  const value = env?.[name]
-  return value === '' ? undefined : value
+  return setting(env?.[name])
 }
 
 /** Maps Clerk's 404/400 error code to our verdict; the emulator uses the same codes. */
@@ -260,6 +266,8 @@ function describe(err: unknown): { errorCode: string; status?: number; message: 
  * }
  */
 export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier {
+  // First: null and non-objects are reported before anything reads them.
+  validateVerifierOptions(options)
   const cacheOptions = options.cache ?? {}
   const ttlMs = nonNegative('cache.ttlMs', cacheOptions.ttlMs, DEFAULT_TTL_MS)
   const maxEntries = positiveInt('cache.maxEntries', cacheOptions.maxEntries, DEFAULT_MAX_ENTRIES)
@@ -641,14 +649,18 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
 
   function jwtVerifierFor(): (token: string) => Promise<JwtVerification> {
     if (jwtVerifier === undefined) {
+      // Read like the client reads its key: a trailing newline from a secrets file must not end
+      // up in the JWKS request's Authorization header, and a blank option falls back to the env.
       const jwtKey =
-        options.jwt?.jwtKey ??
+        setting(options.jwt?.jwtKey) ??
         (options.jwt?.jwksUrl === undefined ? readEnv('CLERK_JWT_KEY') : undefined)
       jwtVerifier = createJwtVerifier({
         jwtKey,
         jwksUrl: options.jwt?.jwksUrl ?? `${client.apiUrl}/jwks`,
         secretKey:
-          options.secretKey ?? readEnv('CLERK_MACHINE_SECRET_KEY') ?? readEnv('CLERK_SECRET_KEY'),
+          setting(options.secretKey) ??
+          readEnv('CLERK_MACHINE_SECRET_KEY') ??
+          readEnv('CLERK_SECRET_KEY'),
         clockSkewMs: nonNegative(
           'jwt.clockSkewMs',
           options.jwt?.clockSkewMs,
