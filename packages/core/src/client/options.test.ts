@@ -105,6 +105,16 @@ describe('resolveClientOptions', () => {
   })
 
   it.each([
+    [{ apiURL: 'http://127.0.0.1:4010' }, /unknown option `apiURL` \(did you mean `apiUrl`\?\)/],
+    [{ timeOut: 1000 }, /unknown option `timeOut` \(did you mean `timeoutMs`\?\)/],
+    [{ colour: 'blue' }, /unknown option `colour`$/],
+  ])('refuses the unknown option %j, suggesting the known one', (options, message) => {
+    const attempt = () => resolveClientOptions({ secretKey: 'sk_x', ...options }, {})
+    expect(attempt).toThrow(TypeError)
+    expect(attempt).toThrow(message)
+  })
+
+  it.each([
     [{ timeoutMs: 0 }, RangeError, /`timeoutMs`/],
     [{ timeoutMs: Number.NaN }, RangeError, /`timeoutMs`/],
     [{ timeoutMs: '5' }, TypeError, /`timeoutMs` must be a number/],

@@ -3,6 +3,7 @@
  * every mistake is reported there, naming the option.
  */
 import type { FetchLike, M2MClientOptions, RetryOptions } from '../types.js'
+import { nearestKey } from '../verifier/options.js'
 import { validateRetryOptions, validateTimeout } from './validation.js'
 
 /**
@@ -84,6 +85,14 @@ export function parseApiUrl(raw: string): { origin: string; basePath: string } {
   return { origin: url.origin, basePath }
 }
 
+const CLIENT_OPTION_KEYS = [
+  'secretKey',
+  'apiUrl',
+  'timeoutMs',
+  'retry',
+  'fetch',
+] as const satisfies readonly (keyof M2MClientOptions)[]
+
 /**
  * Applies defaults and the environment to client options.
  *
@@ -100,6 +109,15 @@ export function resolveClientOptions(
     throw new TypeError(`${where}: options must be an object`)
   }
   const o = options ?? {}
+  // A misspelt `apiUrl` would silently talk to the production API: unknown keys are errors.
+  for (const key of Object.keys(o)) {
+    if (!(CLIENT_OPTION_KEYS as readonly string[]).includes(key)) {
+      const near = nearestKey(key, CLIENT_OPTION_KEYS)
+      throw new TypeError(
+        `${where}: unknown option \`${key}\`${near === undefined ? '' : ` (did you mean \`${near}\`?)`}`,
+      )
+    }
+  }
   if (o.secretKey !== undefined && typeof o.secretKey !== 'string') {
     throw new TypeError(`${where}: \`secretKey\` must be a string`)
   }

@@ -175,6 +175,25 @@ function suggest(parent: string, key: string, extraKeys: ReadonlySet<string>): s
 }
 
 /**
+ * The known key an unknown one most likely meant, for a "did you mean" hint; `undefined` when
+ * none is close. Shared with the client's own option check.
+ *
+ * @internal
+ * @example
+ * nearestKey('apiURL', ['secretKey', 'apiUrl']) // 'apiUrl'
+ */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+  let best: { key: string; rank: number } | undefined
+  for (const candidate of known) {
+    const score = closeness(key, candidate)
+    if (score === undefined) continue
+    const rank = score * 1000 + editDistance(normalize(key), normalize(candidate))
+    if (best === undefined || rank < best.rank) best = { key: candidate, rank }
+  }
+  return best?.key
+}
+
+/**
  * Validates `createM2MVerifier` options: unknown keys at every level (with a "did you mean" for
  * near misses), types, ranges, URLs and the shape of injected objects. Runs once, when the
  * verifier (or a guard) is built, never per request. `undefined` values are accepted everywhere,
