@@ -8,10 +8,12 @@ import {
   hasM2MEnv,
   M2M_ENV_VARIABLES,
   type M2MAuth,
+  type M2MAuthError,
   type M2MGuard,
   type M2MGuardOptions,
   type RenderedAuthError,
   renderAuthError,
+  toM2MAuthError,
   validateM2MGuardOptions,
   verifierOptionsFromEnv,
 } from '@m2m-guard/core'
@@ -129,7 +131,7 @@ export function requireM2M(
   // even a fresh env object per request cannot make a verifier per request. The values are
   // compared, not joined into a string key: that string would hold the secret key, built anew on
   // every request.
-  type Entry = M2MGuard<Context> | { failed: unknown }
+  type Entry = M2MGuard<Context> | { failed: M2MAuthError; options: RequireM2MOptions | undefined }
   const guards: { values: unknown[]; entry: Entry }[] = []
   // The guard of process.env (Node, Bun): its variables are read once, on the first request
   // whose c.env has none of them; every later such request uses this entry directly.
@@ -139,8 +141,9 @@ export function requireM2M(
   let last: { values: unknown[]; entry: Entry } | undefined
 
   function build(c: Context, env: Readonly<Record<string, unknown>>): Entry {
+    let resolved: RequireM2MOptions | undefined
     try {
-      const resolved = typeof options === 'function' ? options(c) : options
+      resolved = typeof options === 'function' ? options(c) : options
       // A shared verifier was configured by its owner; otherwise the environment fills in
       // what the options leave out.
       const withEnv =
@@ -149,8 +152,16 @@ export function requireM2M(
           : resolved
       return createM2MGuard<Context>(withEnv, context)
     } catch (err) {
-      // Remember the failure: retrying would build (and fail) once per request.
-      return { failed: err }
+      // Remember the failure: retrying would build (and fail) once per request. Every request
+      // then answers 500; the reason (an option's name, never a value) is told once, loudly,
+      // since Express and Fastify would have thrown it at startup.
+      const failed = toM2MAuthError(err)
+      const reason = err instanceof Error ? err.message : 'the options could not be used'
+      console.error(`@m2m-guard/hono: requireM2M cannot verify any request: ${reason}`)
+      try {
+        resolved?.onEvent?.({ type: 'misconfigured', status: 0, message: reason })
+      } catch {}
+      return { failed, options: resolved }
     }
   }
 
@@ -182,7 +193,13 @@ export function requireM2M(
       entry = entryOf(c, bindings)
       last = guards.find((g) => g.entry === entry)
     }
-    if ('failed' in entry) throw entry.failed
+    if ('failed' in entry) {
+      // No guard exists to call onError, so it is called here: it sees every rejection.
+      try {
+        entry.options?.onError?.(entry.failed, c)
+      } catch {}
+      throw entry.failed
+    }
     return entry
   }
 
@@ -193,7 +210,8 @@ export function requireM2M(
       guard = guardFor(c)
     } catch (err) {
       // Fail closed: a guard that cannot be built answers 500, never lets the request through.
-      throw toHTTPException(renderAuthError(err), err)
+      const failed = toM2MAuthError(err)
+      throw toHTTPException(renderAuthError(failed), failed)
     }
     const result = await guard.authenticate({
       method: c.req.method,

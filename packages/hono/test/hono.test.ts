@@ -355,16 +355,52 @@ describe('@m2m-guard/hono on Node', () => {
       expect(res.status).toBe(500)
     })
 
-    it('fails closed (500) when no secret key is configured anywhere', async () => {
+    it('fails closed (500) when no secret key is configured anywhere, and says why once', async () => {
       vi.stubEnv('CLERK_MACHINE_SECRET_KEY', '')
       vi.stubEnv('CLERK_SECRET_KEY', '')
-      const app = guarded({})
-      const res = await app.request('/internal/whoami', bearer(`mt_${'k'.repeat(48)}`))
-      await expectFailsWith(res, 500, {
-        error: 'verifier_misconfigured',
-        error_description:
-          'The request could not be authenticated because of an internal error in the server',
-      })
+      const logged = vi.spyOn(console, 'error').mockImplementation(() => {})
+      const seen: M2MAuthError[] = []
+      const events: unknown[] = []
+      try {
+        const app = guarded({
+          onError: (err) => {
+            seen.push(err)
+          },
+          onEvent: (event) => {
+            events.push(event)
+          },
+        })
+        let caught: unknown
+        app.onError((err) => {
+          caught = err
+          return (err as HTTPException).getResponse()
+        })
+        for (let i = 0; i < 2; i++) {
+          const res = await app.request('/internal/whoami', bearer(`mt_${'k'.repeat(48)}`))
+          await expectFailsWith(res, 500, {
+            error: 'verifier_misconfigured',
+            error_description:
+              'The request could not be authenticated because of an internal error in the server',
+          })
+        }
+        // The reason is printed once (not per request) and names the fix, never a value.
+        expect(logged).toHaveBeenCalledTimes(1)
+        expect(String(logged.mock.calls[0]?.[0])).toMatch(
+          /^@m2m-guard\/hono: requireM2M cannot verify any request: .*no secret key.*CLERK_SECRET_KEY/,
+        )
+        expect(events).toEqual([
+          { type: 'misconfigured', status: 0, message: expect.stringContaining('no secret key') },
+        ])
+        // onError sees every rejection, these too; app.onError gets the M2MAuthError as cause.
+        expect(seen.map((err) => err.code)).toEqual([
+          'verifier_misconfigured',
+          'verifier_misconfigured',
+        ])
+        expect(seen[0]?.cause).toBeInstanceOf(TypeError)
+        expect((caught as HTTPException).cause).toBe(seen[1])
+      } finally {
+        logged.mockRestore()
+      }
     })
 
     it('validates static options at once', () => {
