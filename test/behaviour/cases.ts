@@ -93,7 +93,7 @@ const D = {
   claims: "The token's claims do not meet the requirements of this resource",
   unavailable: 'Token verification is temporarily unavailable',
   misconfigured:
-    'The Clerk API refused the verifier secret key; check CLERK_SECRET_KEY / CLERK_MACHINE_SECRET_KEY',
+    'The Clerk API refused the verifier secret key; check the secretKey option, CLERK_MACHINE_SECRET_KEY or CLERK_SECRET_KEY',
 }
 
 /** Exposed so the runner can fill in `subject()` with real ids. */

@@ -358,7 +358,7 @@ describe.each(versions)('%s', (_name, createApp) => {
     expectFailsWith(res, 500, {
       error: 'verifier_misconfigured',
       error_description:
-        'The Clerk API refused the verifier secret key; check CLERK_SECRET_KEY / CLERK_MACHINE_SECRET_KEY',
+        'The Clerk API refused the verifier secret key; check the secretKey option, CLERK_MACHINE_SECRET_KEY or CLERK_SECRET_KEY',
     })
     expect(res.text).not.toContain('sk_test_wrong')
   })

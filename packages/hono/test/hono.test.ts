@@ -187,7 +187,7 @@ describe('@m2m-guard/hono on Node', () => {
     await expectFailsWith(misconfigured, 500, {
       error: 'verifier_misconfigured',
       error_description:
-        'The Clerk API refused the verifier secret key; check CLERK_SECRET_KEY / CLERK_MACHINE_SECRET_KEY',
+        'The Clerk API refused the verifier secret key; check the secretKey option, CLERK_MACHINE_SECRET_KEY or CLERK_SECRET_KEY',
     })
     world.emulator.setFaults({ down: true })
     await expectFailsWith(

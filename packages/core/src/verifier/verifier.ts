@@ -566,7 +566,7 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
         emit({ type: 'misconfigured', status: err.status, message: describe(err).message })
         return reject(
           'verifier_misconfigured',
-          'The Clerk API refused the verifier secret key; check CLERK_SECRET_KEY / CLERK_MACHINE_SECRET_KEY',
+          'The Clerk API refused the verifier secret key; check the secretKey option, CLERK_MACHINE_SECRET_KEY or CLERK_SECRET_KEY',
           err,
         )
       }
