@@ -4,8 +4,8 @@ import express4 from 'express4'
 import { describe, expectTypeOf, it } from 'vitest'
 import { getM2M, type M2MMiddleware, requireM2M } from '../src/index.js'
 
-// Claims are typed by augmenting core's M2MClaims interface.
-declare module '@m2m-guard/core' {
+// Claims are typed by augmenting M2MClaims through the adapter, which re-exports core's interface.
+declare module '@m2m-guard/express' {
   interface M2MClaims {
     tenant?: string
   }
