@@ -14,6 +14,11 @@ export function packageConfig(options: Options): ReturnType<typeof defineConfig>
     platform: 'neutral',
     splitting: false,
     treeshake: true,
+    // The maps point at src/, which every package ships: embedding the sources again in each
+    // map (ESM and CJS) would triple the install size for nothing.
+    esbuildOptions(esbuild) {
+      esbuild.sourcesContent = false
+    },
     ...options,
   })
 }
