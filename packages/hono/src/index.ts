@@ -4,6 +4,7 @@
  * (parsing, policy, rendering) is in the core.
  */
 import {
+  callObserver,
   createM2MGuard,
   hasM2MEnv,
   M2M_ENV_VARIABLES,
@@ -158,9 +159,7 @@ export function requireM2M(
       const failed = toM2MAuthError(err)
       const reason = err instanceof Error ? err.message : 'the options could not be used'
       console.error(`@m2m-guard/hono: requireM2M cannot verify any request: ${reason}`)
-      try {
-        resolved?.onEvent?.({ type: 'misconfigured', status: 0, message: reason })
-      } catch {}
+      callObserver(resolved?.onEvent, { type: 'misconfigured', status: 0, message: reason })
       return { failed, options: resolved }
     }
   }
@@ -195,9 +194,7 @@ export function requireM2M(
     }
     if ('failed' in entry) {
       // No guard exists to call onError, so it is called here: it sees every rejection.
-      try {
-        entry.options?.onError?.(entry.failed, c)
-      } catch {}
+      callObserver(entry.options?.onError, entry.failed, c)
       throw entry.failed
     }
     return entry

@@ -403,6 +403,32 @@ describe('@m2m-guard/hono on Node', () => {
       }
     })
 
+    it('async observers that reject on that path never become unhandled rejections', async () => {
+      vi.stubEnv('CLERK_MACHINE_SECRET_KEY', '')
+      vi.stubEnv('CLERK_SECRET_KEY', '')
+      const logged = vi.spyOn(console, 'error').mockImplementation(() => {})
+      const unhandled: unknown[] = []
+      const onUnhandled = (reason: unknown) => unhandled.push(reason)
+      process.on('unhandledRejection', onUnhandled)
+      try {
+        const app = guarded({
+          onError: async () => {
+            throw new Error('sink down')
+          },
+          onEvent: async () => {
+            throw new Error('events down')
+          },
+        })
+        const res = await app.request('/internal/whoami', bearer(`mt_${'k'.repeat(48)}`))
+        expect(res.status).toBe(500)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        expect(unhandled).toEqual([])
+      } finally {
+        process.off('unhandledRejection', onUnhandled)
+        logged.mockRestore()
+      }
+    })
+
     it('validates static options at once', () => {
       expect(() => requireM2M({ allowedSubjects: 'mch_a' } as never)).toThrow(
         new TypeError('requireM2M: allowedSubjects must be an array of machine ids (mch_…)'),

@@ -42,7 +42,7 @@ export function decodeCachedAuth(value: unknown): M2MAuth | undefined {
     id,
     subject,
     scopes: [...scopes],
-    claims: claims === null ? null : (claims as M2MAuth['claims']),
+    claims: claims as M2MAuth['claims'],
     expiration,
   }
 }

@@ -343,7 +343,9 @@ export function buildM2MClient(
      * revokes what it is given; tokens created, revoked or expiring meanwhile may or may not be.
      * Each iteration starts afresh. An unchanged list of n tokens costs ceil(n / pageSize)
      * requests (at least one); when the list shrinks between two pages, part of it is read
-     * again. Holds the ids of that subject's tokens in memory while it runs.
+     * again. Holds the ids of that subject's tokens in memory while it runs. Relies on the list
+     * being newest first (new tokens go in front), as the API returns it; under any order no id
+     * is yielded twice.
      *
      * @param [params.pageSize=100] - Tokens per request, 1–100.
      * @throws {TypeError | RangeError} at once, for invalid parameters; API and connection

@@ -1,8 +1,9 @@
 import { DEFAULT_REALM, M2MAuthError } from '../errors.js'
 import { createM2MVerifier } from '../verifier/index.js'
-import { validateVerifierOptions } from '../verifier/options.js'
+import { VERIFIER_OPTION_KEYS, validateVerifierOptions } from '../verifier/options.js'
 import type { M2MAuth, M2MVerifier, M2MVerifierOptions } from '../verifier/types.js'
 import { type ParsedAuthorization, parseAuthorization, parseBearerToken } from './authorization.js'
+import { callObserver } from './observe.js'
 import { assertValidPolicy, checkPolicy, type M2MRoutePolicy } from './policy.js'
 import { type RenderedAuthError, renderAuthError, toM2MAuthError } from './render.js'
 
@@ -99,27 +100,6 @@ export interface M2MGuardContext {
   adapterOptions?: readonly string[]
 }
 
-// Every verifier option, checked against the type so a new one cannot be forgotten here: a shared
-// `verifier` plus any of these is ambiguous, and a name outside all lists is a typo.
-const VERIFIER_OPTIONS = {
-  secretKey: true,
-  apiUrl: true,
-  timeoutMs: true,
-  retry: true,
-  fetch: true,
-  client: true,
-  machineId: true,
-  cache: true,
-  revocationBus: true,
-  jwt: true,
-  maxConcurrentUpstream: true,
-  maxQueuedUpstream: true,
-  staleIfErrorMs: true,
-  breaker: true,
-  onEvent: true,
-  now: true,
-} satisfies Record<keyof M2MVerifierOptions, true>
-
 const GUARD_OPTIONS = {
   verifier: true,
   allowedSubjects: true,
@@ -181,12 +161,10 @@ function prepare<Req>(
     extraKeys: [...Object.keys(GUARD_OPTIONS), ...adapterOptions],
   })
   const verifierOptions: Record<string, unknown> = {}
+  // Unknown keys were refused above; a shared `verifier` plus any of these is ambiguous (below).
   for (const [key, value] of Object.entries(options)) {
-    if (Object.hasOwn(VERIFIER_OPTIONS, key)) {
-      if (value !== undefined) verifierOptions[key] = value
-    } else if (!Object.hasOwn(GUARD_OPTIONS, key) && !adapterOptions.has(key)) {
-      throw new TypeError(`${where}: unknown option \`${key}\``)
-    }
+    if (Object.hasOwn(VERIFIER_OPTION_KEYS, key) && value !== undefined)
+      verifierOptions[key] = value
   }
 
   const {
@@ -287,18 +265,7 @@ export function createM2MGuard<Req = unknown>(
   }
 
   function reject(error: M2MAuthError, request: M2MGuardRequest<Req>): M2MGuardResult {
-    if (onError) {
-      // An observer must not be able to turn a rejection into anything else: not by throwing,
-      // and not by returning a promise that rejects (unhandled, that would crash Node).
-      try {
-        const observed: unknown = onError(error, request.native)
-        if (typeof (observed as PromiseLike<unknown> | null)?.then === 'function') {
-          Promise.resolve(observed).catch(() => {})
-        }
-      } catch {
-        // Ignored, as above.
-      }
-    }
+    callObserver(onError, error, request.native)
     return { ok: false, error, response: render(error) }
   }
 

@@ -17,6 +17,7 @@ export {
   type M2MGuardResult,
   validateM2MGuardOptions,
 } from './guard.js'
+export { callObserver } from './observe.js'
 export {
   assertValidPolicy,
   checkPolicy,

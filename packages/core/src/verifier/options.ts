@@ -31,7 +31,15 @@ export interface VerifierOptionsContext {
 type Bag = Record<string, unknown>
 
 // Every key of each level, checked against its type so a new option cannot be forgotten here.
-const TOP_KEYS = {
+/**
+ * Every top-level verifier option, as a set checked against `M2MVerifierOptions`. The guard uses
+ * it to tell verifier options from its own.
+ *
+ * @internal
+ * @example
+ * if (Object.hasOwn(VERIFIER_OPTION_KEYS, key)) verifierOptions[key] = value
+ */
+export const VERIFIER_OPTION_KEYS = {
   secretKey: true,
   apiUrl: true,
   timeoutMs: true,
@@ -78,7 +86,7 @@ const RETRY_KEYS = {
 
 /** Every known option path, for suggestions across levels (`{ ttlMs }` → `cache.ttlMs`). */
 const KNOWN_PATHS: readonly string[] = [
-  ...Object.keys(TOP_KEYS),
+  ...Object.keys(VERIFIER_OPTION_KEYS),
   ...Object.keys(CACHE_KEYS).map((key) => `cache.${key}`),
   ...Object.keys(JWT_KEYS).map((key) => `jwt.${key}`),
   ...Object.keys(BREAKER_KEYS).map((key) => `breaker.${key}`),
@@ -286,7 +294,7 @@ export function validateVerifierOptions(
 
   if (options === undefined) return
   if (!isBag(options)) mustBe('options', 'an object', options)
-  checkKeys('', options, TOP_KEYS, extraKeys)
+  checkKeys('', options, VERIFIER_OPTION_KEYS, extraKeys)
   const o = options as { [K in keyof M2MVerifierOptions]?: unknown }
 
   // Client options. The client checks them again when it is built, but not when a ready `client`

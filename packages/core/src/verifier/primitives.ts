@@ -103,8 +103,14 @@ export class Bulkhead {
   }
 }
 
-/** The longest an upstream Retry-After keeps the breaker open. */
-const MAX_OPEN_MS = 60_000
+/**
+ * The longest an upstream Retry-After keeps the breaker open, and the most a 503 asks callers to
+ * wait: one probe a minute costs Clerk nothing.
+ *
+ * @example
+ * const waitMs = Math.min(upstreamRetryAfterMs, MAX_OPEN_MS)
+ */
+export const MAX_OPEN_MS = 60_000
 
 /**
  * State of the breaker, as `stats()` reports it.

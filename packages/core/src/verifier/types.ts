@@ -16,6 +16,11 @@ export interface M2MAuth<Claims extends M2MClaims = M2MClaims> {
   subject: string
   /** Machines the token may call. */
   scopes: string[]
+  /**
+   * Custom claims: an object for tokens minted through the API's usual clients. The API allows
+   * any JSON value, so a token minted by other means may carry an array or a scalar, passed
+   * through as sent; a `requireClaims` object then refuses it.
+   */
   claims: Claims | null
   /** Expiry in ms since the epoch, or `null` when the token never expires. */
   expiration: number | null
@@ -134,7 +139,10 @@ export type M2MEvent =
   | { type: 'breaker_open'; consecutiveFailures: number }
   | { type: 'breaker_closed' }
   | { type: 'stale_served'; id: string; staleForMs: number }
-  /** `status` is the HTTP status upstream answered, or 0 when a local key (PEM) is unusable. */
+  /**
+   * `status` is the HTTP status upstream answered, or 0 for a local cause: an unusable PEM, or
+   * (Hono) a guard that could not be built from its options and environment.
+   */
   | { type: 'misconfigured'; status: number; message: string }
   | { type: 'store_error'; operation: 'get' | 'set' | 'delete'; message: string }
   | { type: 'bus_error'; message: string }

@@ -448,6 +448,19 @@ describe('outage', () => {
     },
   )
 
+  test("a day's Retry-After from upstream is passed on as at most a minute, the breaker's bound", async () => {
+    const { token } = await mint()
+    const verifier = fx.verifier({ breaker: { failureThreshold: 1 } })
+    fx.emulator.setFaults({ rateLimit: { rate: 1, retryAfterSeconds: 86_400 } })
+    const err = await expectFailsWith(verifier.verify(token), 'verification_unavailable')
+    expect(err.retryAfterMs).toBe(60_000)
+    const fast = await expectFailsWith(
+      verifier.verify(unknownToken(460)),
+      'verification_unavailable',
+    )
+    expect(fast.retryAfterMs).toBeLessThanOrEqual(60_000)
+  })
+
   test('with client retries, a transient 503 followed by success is a valid result', async () => {
     const { token } = await mint()
     const verifier = fx.verifier({ retry: { maxRetries: 3, initialDelayMs: 1, maxDelayMs: 5 } })
@@ -1188,6 +1201,33 @@ describe('hostile or failing surroundings (red-team findings)', () => {
       }
     },
   )
+
+  test.each([
+    ['an HTML 502 from a load balancer', 502],
+    ['an HTML 429 from a proxy', 429],
+  ])('%s is an outage (503, a breaker failure), not misconfiguration', async (_, status) => {
+    const server = createServer((_req, res) => {
+      res.writeHead(status, { 'content-type': 'text/html' }).end('<html>Bad Gateway</html>')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as AddressInfo
+      const events: M2MEvent[] = []
+      const verifier = createM2MVerifier({
+        apiUrl: `http://127.0.0.1:${port}`,
+        secretKey: fx.emulator.secretKey,
+        retry: false,
+        breaker: { failureThreshold: 2 },
+        onEvent: (e) => events.push(e),
+      })
+      await expectFailsWith(verifier.verify(unknownToken(450 + status)), 'verification_unavailable')
+      await expectFailsWith(verifier.verify(unknownToken(451 + status)), 'verification_unavailable')
+      expect(verifier.stats()).toMatchObject({ failures: 2, breaker: 'open', negativeEntries: 0 })
+      expect(events.some((e) => e.type === 'misconfigured')).toBe(false)
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
 
   test('a clock stepped back does not stretch a cached entry past ttlMs (the revocation bound)', async () => {
     const created = await mint()

@@ -3,10 +3,11 @@ import { decodeCachedAuth } from '../cache/decode.js'
 import { digest, digestSync, digestToBase64url, sha256 } from '../cache/hash.js'
 import { createM2MClient } from '../client/index.js'
 import { M2MApiError, M2MAuthError, type M2MAuthErrorCode } from '../errors.js'
+import { callObserver } from '../http/observe.js'
 import { createJwtVerifier, type JwtVerification } from '../jwt/verify-jwt.js'
 import type { M2MClient, M2MClientOptions, M2MToken } from '../types.js'
 import { validateVerifierOptions } from './options.js'
-import { Bulkhead, CircuitBreaker } from './primitives.js'
+import { Bulkhead, CircuitBreaker, MAX_OPEN_MS } from './primitives.js'
 import { MAX_TOKEN_LENGTH, tokenShape } from './shape.js'
 import type {
   CachedVerification,
@@ -99,7 +100,10 @@ function within<T>(work: PromiseLike<T> | T, ms: number): Promise<T> {
   return Promise.race([Promise.resolve(work), deadline]).finally(() => clearTimeout(timer))
 }
 
-/** Freezes claims all the way down: one route must not change what the next one sees. */
+/**
+ * Freezes claims all the way down: one route must not change what the next one sees. An object
+ * already frozen is taken as done; claims come from JSON, so none is frozen before we get it.
+ */
 function deepFreeze(value: unknown, depth = 0): void {
   if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return
   Object.freeze(value)
@@ -366,14 +370,8 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
 
   function emit(event: M2MEvent): void {
     if (onEvent === undefined) return
-    // A throwing listener is the application's bug; it must not turn into a failed verification,
-    // nor (an async listener's rejection) into an unhandled rejection that ends the process.
-    try {
-      const result: unknown = (onEvent as (event: M2MEvent) => unknown)(event)
-      if (typeof (result as PromiseLike<unknown> | null)?.then === 'function') {
-        Promise.resolve(result).catch(() => {})
-      }
-    } catch {}
+    // A listener's bug must not fail a verification, nor end the process (see callObserver).
+    callObserver(onEvent, event)
   }
 
   function unindex(id: string, key: string): void {
@@ -512,12 +510,13 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     if (value === undefined || value === null) return undefined
     // Field by field, like the Redis and KV stores do: only the documented shape becomes an
     // identity, whatever a custom store hands back.
-    const auth = isStoredShape(value) ? decodeCachedAuth(value.auth) : undefined
-    if (auth === undefined || !MACHINE_ID_RE.test(auth.subject)) {
+    const stored = isStoredShape(value) ? value : undefined
+    const auth = stored === undefined ? undefined : decodeCachedAuth(stored.auth)
+    if (stored === undefined || auth === undefined || !MACHINE_ID_RE.test(auth.subject)) {
       storeError('get', new TypeError('store returned a malformed entry'))
       return undefined
     }
-    const expiresAt = (value as { expiresAt: number }).expiresAt
+    const { expiresAt } = stored
     const t = now()
     if (t >= expiresAt || (auth.expiration !== null && t >= auth.expiration)) return undefined
     if (isRevoked(auth.id)) {
@@ -570,10 +569,14 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
           err,
         )
       }
-      if (err.status < 400 || err.errors[0]?.code === 'unexpected_response') {
-        // A redirect, or an answer without Clerk's error body (a proxy's or another server's
-        // 404 page): apiUrl does not lead to Clerk. Our problem, not the caller's token, and
-        // never cached, so fixing the URL takes effect at once.
+      if (
+        err.status < 400 ||
+        (err.status < 500 && err.status !== 429 && err.errors[0]?.code === 'unexpected_response')
+      ) {
+        // A redirect, or a 4xx without Clerk's error body (another server's 404 page): apiUrl
+        // does not lead to Clerk. Our problem, not the caller's token, and never cached, so
+        // fixing the URL takes effect at once. A 5xx or 429 page (a load balancer in front of
+        // Clerk during an outage) stays an outage, below.
         breaker?.success()
         emit({ type: 'misconfigured', status: err.status, message: describe(err).message })
         return reject(
@@ -607,7 +610,11 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     counters.failures++
     const info = describe(err)
     emit({ type: 'upstream_error', ...info })
-    const retryAfter = err instanceof M2MApiError ? err.retryAfterMs : undefined
+    // Bounded like the breaker's open time: callers are not told to wait longer than we do.
+    const retryAfter =
+      err instanceof M2MApiError && err.retryAfterMs !== undefined
+        ? Math.min(err.retryAfterMs, MAX_OPEN_MS)
+        : undefined
     breaker?.failure(retryAfter)
     return unavailable(
       'Token verification is temporarily unavailable',
