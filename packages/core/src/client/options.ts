@@ -2,8 +2,9 @@
  * Client options resolved once, at construction: explicit options win over the environment, and
  * every mistake is reported there, naming the option.
  */
+
+import { nearestKey } from '../hint.js'
 import type { FetchLike, M2MClientOptions, RetryOptions } from '../types.js'
-import { nearestKey } from '../verifier/options.js'
 import { validateRetryOptions, validateTimeout } from './validation.js'
 
 /**
