@@ -656,8 +656,8 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
 
   function jwtVerifierFor(): (token: string) => Promise<JwtVerification> {
     if (jwtVerifier === undefined) {
-      // Read like the client reads its key: a trailing newline from a secrets file must not end
-      // up in the JWKS request's Authorization header, and a blank option falls back to the env.
+      // Read as the client reads its key (trimmed; blank means unset), so a blank option falls
+      // back to the environment here too, not to "no key" on the JWKS request.
       const jwtKey =
         setting(options.jwt?.jwtKey) ??
         (options.jwt?.jwksUrl === undefined ? readEnv('CLERK_JWT_KEY') : undefined)
