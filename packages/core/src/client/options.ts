@@ -53,7 +53,15 @@ export function readEnv(): Env {
   return env ?? {}
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
+/**
+ * A configured string as the client reads it: trimmed, and blank means unset (so the environment
+ * is read next). The verifier reads its JWT settings the same way.
+ *
+ * @internal
+ * @example
+ * nonEmpty(' sk_test_abc\n') // 'sk_test_abc'
+ */
+export function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim()
 }
 

@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache'
 import { decodeCachedAuth } from '../cache/decode.js'
 import { digest, digestSync, digestToBase64url, sha256 } from '../cache/hash.js'
 import { createM2MClient } from '../client/index.js'
+import { DEFAULT_TIMEOUT_MS, nonEmpty, readEnv } from '../client/options.js'
 import { M2MApiError, M2MAuthError, type M2MAuthErrorCode } from '../errors.js'
 import { callObserver } from '../http/observe.js'
 import { createJwtVerifier, type JwtVerification } from '../jwt/verify-jwt.js'
@@ -114,36 +115,6 @@ function deepFreeze(value: unknown, depth = 0): void {
 /** Thrown into a follower whose shared call did not settle in time (see `join`). */
 class FollowerTimeout extends Error {
   override name = 'FollowerTimeout'
-}
-
-function nonNegative(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
-    throw new TypeError(
-      `createM2MVerifier: ${name} must be a finite number ≥ 0, got ${String(value)}`,
-    )
-  }
-  return value
-}
-
-function positiveInt(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < 1) {
-    throw new TypeError(`createM2MVerifier: ${name} must be an integer ≥ 1, got ${String(value)}`)
-  }
-  return value
-}
-
-/** A configured string as the client reads it: trimmed, and blank means unset. */
-function setting(value: string | undefined): string | undefined {
-  const trimmed = value?.trim()
-  return trimmed === '' ? undefined : trimmed
-}
-
-function readEnv(name: string): string | undefined {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
-    ?.env
-  return setting(env?.[name])
 }
 
 /** Maps Clerk's 404/400 error code to our verdict; the emulator uses the same codes. */
@@ -270,44 +241,22 @@ function describe(err: unknown): { errorCode: string; status?: number; message: 
  * }
  */
 export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier {
-  // First: null and non-objects are reported before anything reads them.
+  // Every option is checked here, at every level (types, ranges, unknown keys), before anything
+  // reads it: what follows only fills in defaults.
   validateVerifierOptions(options)
   const cacheOptions = options.cache ?? {}
-  const ttlMs = nonNegative('cache.ttlMs', cacheOptions.ttlMs, DEFAULT_TTL_MS)
-  const maxEntries = positiveInt('cache.maxEntries', cacheOptions.maxEntries, DEFAULT_MAX_ENTRIES)
-  const negativeTtlMs = nonNegative(
-    'cache.negativeTtlMs',
-    cacheOptions.negativeTtlMs,
-    DEFAULT_NEGATIVE_TTL_MS,
-  )
-  const negativeMaxEntries = positiveInt(
-    'cache.negativeMaxEntries',
-    cacheOptions.negativeMaxEntries,
-    DEFAULT_MAX_ENTRIES,
-  )
-  const maxConcurrent = positiveInt(
-    'maxConcurrentUpstream',
-    options.maxConcurrentUpstream,
-    DEFAULT_MAX_CONCURRENT,
-  )
-  const maxQueued = nonNegative('maxQueuedUpstream', options.maxQueuedUpstream, DEFAULT_MAX_QUEUED)
-  const staleIfErrorMs = nonNegative('staleIfErrorMs', options.staleIfErrorMs, 0)
+  const ttlMs = cacheOptions.ttlMs ?? DEFAULT_TTL_MS
+  const maxEntries = cacheOptions.maxEntries ?? DEFAULT_MAX_ENTRIES
+  const negativeTtlMs = cacheOptions.negativeTtlMs ?? DEFAULT_NEGATIVE_TTL_MS
+  const negativeMaxEntries = cacheOptions.negativeMaxEntries ?? DEFAULT_MAX_ENTRIES
+  const maxConcurrent = options.maxConcurrentUpstream ?? DEFAULT_MAX_CONCURRENT
+  const maxQueued = options.maxQueuedUpstream ?? DEFAULT_MAX_QUEUED
+  const staleIfErrorMs = options.staleIfErrorMs ?? 0
   const breakerOptions = options.breaker === false ? undefined : (options.breaker ?? {})
-  const breakerThreshold = positiveInt(
-    'breaker.failureThreshold',
-    breakerOptions?.failureThreshold,
-    DEFAULT_BREAKER_THRESHOLD,
-  )
-  const breakerOpenMs = nonNegative(
-    'breaker.openMs',
-    breakerOptions?.openMs,
-    DEFAULT_BREAKER_OPEN_MS,
-  )
-  const followerWaitMs = nonNegative('timeoutMs', options.timeoutMs, 5_000) + 1_000
+  const breakerThreshold = breakerOptions?.failureThreshold ?? DEFAULT_BREAKER_THRESHOLD
+  const breakerOpenMs = breakerOptions?.openMs ?? DEFAULT_BREAKER_OPEN_MS
+  const followerWaitMs = (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) + 1_000
   const machineId = options.machineId
-  if (machineId !== undefined && !MACHINE_ID_RE.test(machineId)) {
-    throw new TypeError('createM2MVerifier: machineId must be a machine id (mch_…)')
-  }
   const now = options.now ?? Date.now
   const onEvent = options.onEvent
   const store = cacheOptions.store
@@ -658,21 +607,18 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     if (jwtVerifier === undefined) {
       // Read as the client reads its key (trimmed; blank means unset), so a blank option falls
       // back to the environment here too, not to "no key" on the JWKS request.
+      const env = readEnv()
       const jwtKey =
-        setting(options.jwt?.jwtKey) ??
-        (options.jwt?.jwksUrl === undefined ? readEnv('CLERK_JWT_KEY') : undefined)
+        nonEmpty(options.jwt?.jwtKey) ??
+        (options.jwt?.jwksUrl === undefined ? nonEmpty(env['CLERK_JWT_KEY']) : undefined)
       jwtVerifier = createJwtVerifier({
         jwtKey,
         jwksUrl: options.jwt?.jwksUrl ?? `${client.apiUrl}/jwks`,
         secretKey:
-          setting(options.secretKey) ??
-          readEnv('CLERK_MACHINE_SECRET_KEY') ??
-          readEnv('CLERK_SECRET_KEY'),
-        clockSkewMs: nonNegative(
-          'jwt.clockSkewMs',
-          options.jwt?.clockSkewMs,
-          DEFAULT_CLOCK_SKEW_MS,
-        ),
+          nonEmpty(options.secretKey) ??
+          nonEmpty(env['CLERK_MACHINE_SECRET_KEY']) ??
+          nonEmpty(env['CLERK_SECRET_KEY']),
+        clockSkewMs: options.jwt?.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS,
         now,
         fetch: options.fetch,
         onFetch: () => {
