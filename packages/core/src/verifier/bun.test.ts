@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { type BunServerProcess, startBunServer } from '../../../../test/support/bun.js'
 import { type Fixture, startFixture } from './__fixtures__/emulator.js'
+import { expectJwtsVerifiedLocally } from './__fixtures__/jwt-scenario.js'
 
 // The verifier under Bun (the workerd test worker, served by Bun.serve), reaching the emulator
 // over HTTP through Bun's fetch.
@@ -45,17 +46,5 @@ test('refuses revoked and unknown tokens on Bun', async () => {
 })
 
 test('verifies JWT-format tokens locally on Bun (jose on WebCrypto, JWKS over fetch)', async () => {
-  const a = await fx.mint({ jwt: true })
-  const b = await fx.mint({ jwt: true })
-  const verifiesBefore = fx.upstreamVerifies()
-  const jwksBefore = fx.jwksFetches()
-  expect(await get(`/verify?token=${a.token}`)).toEqual({ id: a.id })
-  expect(await get(`/verify?token=${b.token}`)).toEqual({ id: b.id })
-  expect(await get(`/verify?token=${a.token}`)).toEqual({ id: a.id })
-  // One JWKS fetch serves both tokens; no token went to the verify endpoint.
-  expect(fx.jwksFetches() - jwksBefore).toBe(1)
-  expect(fx.upstreamVerifies()).toBe(verifiesBefore)
-  const [h, p, sig] = a.token.split('.') as [string, string, string]
-  const tampered = `${h}.${p}.${sig.slice(0, -4)}${sig.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`
-  expect(await get(`/verify?token=${tampered}`)).toEqual({ error: 'invalid_token' })
+  await expectJwtsVerifiedLocally(fx, get)
 })

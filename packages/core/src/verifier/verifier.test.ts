@@ -105,6 +105,30 @@ function scriptedClient(...scripted: Array<() => Promise<never>>): {
 }
 const serverError = () => Promise.reject(new M2MApiError({ status: 500, errors: [] }))
 
+/**
+ * Runs `use` against an "API" on 127.0.0.1 that answers every request with one canned response
+ * (another server than Clerk: a redirect, a proxy's page), then closes it.
+ */
+async function withCannedApi(
+  status: number,
+  headers: Record<string, string>,
+  body: string,
+  use: (apiUrl: string, calls: () => number) => Promise<void>,
+): Promise<void> {
+  let calls = 0
+  const server = createServer((_req, res) => {
+    calls++
+    res.writeHead(status, headers).end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    const { port } = server.address() as AddressInfo
+    await use(`http://127.0.0.1:${port}`, () => calls)
+  } finally {
+    await new Promise((resolve) => server.close(resolve))
+  }
+}
+
 describe('valid tokens and the positive cache', () => {
   test('verifies an opaque token once upstream, then from the cache', async () => {
     const created = await mint({ claims: { job: 'nightly' } })
@@ -1175,17 +1199,10 @@ describe('hostile or failing surroundings (red-team findings)', () => {
   ])(
     '%s from apiUrl is verifier_misconfigured (500), never blamed on the token or cached',
     async (_, status, headers, body) => {
-      let calls = 0
-      const server = createServer((_req, res) => {
-        calls++
-        res.writeHead(status, headers).end(body)
-      })
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-      try {
-        const { port } = server.address() as AddressInfo
+      await withCannedApi(status, headers, body, async (apiUrl, calls) => {
         const events: M2MEvent[] = []
         const verifier = createM2MVerifier({
-          apiUrl: `http://127.0.0.1:${port}`,
+          apiUrl,
           secretKey: fx.emulator.secretKey,
           retry: false,
           onEvent: (e) => events.push(e),
@@ -1193,12 +1210,10 @@ describe('hostile or failing surroundings (red-team findings)', () => {
         const token = unknownToken(440 + status)
         await expectFailsWith(verifier.verify(token), 'verifier_misconfigured')
         await expectFailsWith(verifier.verify(token), 'verifier_misconfigured')
-        expect(calls).toBe(2)
+        expect(calls()).toBe(2)
         expect(verifier.stats()).toMatchObject({ negativeEntries: 0, breaker: 'closed' })
         expect(events).toContainEqual(expect.objectContaining({ type: 'misconfigured', status }))
-      } finally {
-        await new Promise((resolve) => server.close(resolve))
-      }
+      })
     },
   )
 
@@ -1206,15 +1221,11 @@ describe('hostile or failing surroundings (red-team findings)', () => {
     ['an HTML 502 from a load balancer', 502],
     ['an HTML 429 from a proxy', 429],
   ])('%s is an outage (503, a breaker failure), not misconfiguration', async (_, status) => {
-    const server = createServer((_req, res) => {
-      res.writeHead(status, { 'content-type': 'text/html' }).end('<html>Bad Gateway</html>')
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    try {
-      const { port } = server.address() as AddressInfo
+    const page = '<html>Bad Gateway</html>'
+    await withCannedApi(status, { 'content-type': 'text/html' }, page, async (apiUrl) => {
       const events: M2MEvent[] = []
       const verifier = createM2MVerifier({
-        apiUrl: `http://127.0.0.1:${port}`,
+        apiUrl,
         secretKey: fx.emulator.secretKey,
         retry: false,
         breaker: { failureThreshold: 2 },
@@ -1224,9 +1235,7 @@ describe('hostile or failing surroundings (red-team findings)', () => {
       await expectFailsWith(verifier.verify(unknownToken(451 + status)), 'verification_unavailable')
       expect(verifier.stats()).toMatchObject({ failures: 2, breaker: 'open', negativeEntries: 0 })
       expect(events.some((e) => e.type === 'misconfigured')).toBe(false)
-    } finally {
-      await new Promise((resolve) => server.close(resolve))
-    }
+    })
   })
 
   test('a clock stepped back does not stretch a cached entry past ttlMs (the revocation bound)', async () => {
