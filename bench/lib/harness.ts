@@ -4,12 +4,12 @@
  * the emulator's admin API, and statistics.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { createM2MClient } from '@m2m-guard/core'
 import autocannon from 'autocannon'
 import { Pool } from 'undici'
+import { stopViaStdin } from '../../test/support/child.js'
 import type { ServerConfig } from './server-process.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -40,15 +40,8 @@ async function spawnChild<T>(file: string, args: string[] = []): Promise<Child<T
       env: { ...process.env, CLERK_TELEMETRY_DISABLED: '1' },
     },
   )
-  async function stop(): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.stdin!.end()
-    // Bounded: a child that does not close within 5 s is killed, and the bench still ends.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
-    await exited
-    clearTimeout(timer)
-  }
+  // Bounded: a child that does not close within 5 s is killed, and the bench still ends.
+  const stop = () => stopViaStdin(child)
   try {
     const info = await new Promise<T>((resolve, reject) => {
       let ready = false

@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { stopViaStdin } from './child.js'
 
 /** A server running in a child Bun process. */
 export interface BunServerProcess {
@@ -82,13 +83,6 @@ export async function startBunServer(
   return {
     url: `http://127.0.0.1:${port}`,
     bunVersion,
-    async close() {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = once(child, 'exit')
-      child.stdin!.end()
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(timer)
-    },
+    close: () => stopViaStdin(child),
   }
 }
