@@ -21,6 +21,11 @@ afterAll(async () => {
   await fx.close()
 })
 
+// A seed-fixed run in `npm test`; PROPERTY_RUNS and PROPERTY_SEED make a longer hunt
+// (`PROPERTY_RUNS=2000 PROPERTY_SEED=$RANDOM npx vitest run --project core verifier.property`).
+const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 60)
+const SEED = Number(process.env['PROPERTY_SEED'] ?? 20261122)
+
 const TTL_MS = 4_000
 const MAX_ENTRIES = 3
 const NEGATIVE_MAX = 3
@@ -96,118 +101,122 @@ const FAULTS = {
 
 let unknownSeq = 0
 
-test('no step sequence yields a valid result for a revoked, expired or never-issued token', async () => {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.array(step, { minLength: 5, maxLength: 30, size: 'max' }),
-      fc.constantFrom(0, 3_000),
-      async (steps, staleIfErrorMs) => {
-        fx.emulator.clearFaults()
-        const minted = await Promise.all([
-          fx.mint({ seconds: 2 }),
-          fx.mint({ seconds: 8 }),
-          fx.mint({ seconds: 3600 }),
-          fx.mint({ seconds: 6, jwt: true }),
-        ])
-        const tokens = [
-          ...minted.map((m) => m.token),
-          unknownToken(++unknownSeq),
-          unknownToken(++unknownSeq),
-        ]
-        const bus = memoryRevocationBus()
-        const options = {
-          cache: {
-            ttlMs: TTL_MS,
-            maxEntries: MAX_ENTRIES,
-            negativeTtlMs: 3_000,
-            negativeMaxEntries: NEGATIVE_MAX,
-          },
-          staleIfErrorMs,
-          timeoutMs: 500,
-          breaker: { failureThreshold: 2, openMs: 1_500 },
-          revocationBus: bus,
-          jwt: { jwtKey: await fx.emulator.jwtPublicKey(), clockSkewMs: 0 },
-        }
-        // Two instances sharing a bus: a revoke through either must hold on both.
-        const verifiers = [fx.verifier(options), fx.verifier(options)]
-        const revokedViaVerifier = new Set<number>()
-        const revokedUpstreamAt = new Map<number, number>()
-        const seenRevoked = new Set<string>()
+test(
+  'no step sequence yields a valid result for a revoked, expired or never-issued token',
+  async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(step, { minLength: 5, maxLength: 30, size: 'max' }),
+        fc.constantFrom(0, 3_000),
+        async (steps, staleIfErrorMs) => {
+          fx.emulator.clearFaults()
+          const minted = await Promise.all([
+            fx.mint({ seconds: 2 }),
+            fx.mint({ seconds: 8 }),
+            fx.mint({ seconds: 3600 }),
+            fx.mint({ seconds: 6, jwt: true }),
+          ])
+          const tokens = [
+            ...minted.map((m) => m.token),
+            unknownToken(++unknownSeq),
+            unknownToken(++unknownSeq),
+          ]
+          const bus = memoryRevocationBus()
+          const options = {
+            cache: {
+              ttlMs: TTL_MS,
+              maxEntries: MAX_ENTRIES,
+              negativeTtlMs: 3_000,
+              negativeMaxEntries: NEGATIVE_MAX,
+            },
+            staleIfErrorMs,
+            timeoutMs: 500,
+            breaker: { failureThreshold: 2, openMs: 1_500 },
+            revocationBus: bus,
+            jwt: { jwtKey: await fx.emulator.jwtPublicKey(), clockSkewMs: 0 },
+          }
+          // Two instances sharing a bus: a revoke through either must hold on both.
+          const verifiers = [fx.verifier(options), fx.verifier(options)]
+          const revokedViaVerifier = new Set<number>()
+          const revokedUpstreamAt = new Map<number, number>()
+          const seenRevoked = new Set<string>()
 
-        try {
-          for (const s of steps) {
-            switch (s.kind) {
-              case 'verify': {
-                const t = fx.clock.t
-                const result = await verifiers[s.via]!.verify(tokens[s.token]!).then(
-                  (auth) => ({ ok: true as const, auth }),
-                  (err: M2MAuthError) => ({ ok: false as const, err }),
-                )
-                if (!result.ok) {
-                  expect(result.err.name).toBe('M2MAuthError')
-                  if (result.err.code === 'token_revoked') seenRevoked.add(`${s.via}:${s.token}`)
+          try {
+            for (const s of steps) {
+              switch (s.kind) {
+                case 'verify': {
+                  const t = fx.clock.t
+                  const result = await verifiers[s.via]!.verify(tokens[s.token]!).then(
+                    (auth) => ({ ok: true as const, auth }),
+                    (err: M2MAuthError) => ({ ok: false as const, err }),
+                  )
+                  if (!result.ok) {
+                    expect(result.err.name).toBe('M2MAuthError')
+                    if (result.err.code === 'token_revoked') seenRevoked.add(`${s.via}:${s.token}`)
+                    break
+                  }
+                  // Once a verifier has answered "revoked", it may never answer "valid" again.
+                  expect(seenRevoked.has(`${s.via}:${s.token}`), 'valid after token_revoked').toBe(
+                    false,
+                  )
+                  const issued = minted[s.token]
+                  expect(issued, `never-issued token ${s.token} verified`).toBeDefined()
+                  expect(revokedViaVerifier.has(s.token), 'revoked token verified').toBe(false)
+                  expect(
+                    t < (issued!.expiration ?? Number.POSITIVE_INFINITY),
+                    'expired token verified',
+                  ).toBe(true)
+                  const revokedAt = revokedUpstreamAt.get(s.token)
+                  if (revokedAt !== undefined) {
+                    expect(
+                      t < revokedAt + TTL_MS + staleIfErrorMs,
+                      'upstream revocation outlived the bound',
+                    ).toBe(true)
+                  }
+                  expect(result.auth.id).toBe(issued!.id)
                   break
                 }
-                // Once a verifier has answered "revoked", it may never answer "valid" again.
-                expect(seenRevoked.has(`${s.via}:${s.token}`), 'valid after token_revoked').toBe(
-                  false,
-                )
-                const issued = minted[s.token]
-                expect(issued, `never-issued token ${s.token} verified`).toBeDefined()
-                expect(revokedViaVerifier.has(s.token), 'revoked token verified').toBe(false)
-                expect(
-                  t < (issued!.expiration ?? Number.POSITIVE_INFINITY),
-                  'expired token verified',
-                ).toBe(true)
-                const revokedAt = revokedUpstreamAt.get(s.token)
-                if (revokedAt !== undefined) {
-                  expect(
-                    t < revokedAt + TTL_MS + staleIfErrorMs,
-                    'upstream revocation outlived the bound',
-                  ).toBe(true)
-                }
-                expect(result.auth.id).toBe(issued!.id)
-                break
-              }
-              case 'revoke':
-                await verifiers[s.via]!.revoke(minted[s.token]!.id).then(
-                  () => revokedViaVerifier.add(s.token),
-                  () => {},
-                )
-                break
-              case 'revokeUpstream':
-                if (!revokedUpstreamAt.has(s.token) && !revokedViaVerifier.has(s.token)) {
-                  const saved = fx.emulator.faults()
+                case 'revoke':
+                  await verifiers[s.via]!.revoke(minted[s.token]!.id).then(
+                    () => revokedViaVerifier.add(s.token),
+                    () => {},
+                  )
+                  break
+                case 'revokeUpstream':
+                  if (!revokedUpstreamAt.has(s.token) && !revokedViaVerifier.has(s.token)) {
+                    const saved = fx.emulator.faults()
+                    fx.emulator.clearFaults()
+                    await fx.callerClient.revokeToken({ m2mTokenId: minted[s.token]!.id })
+                    fx.emulator.setFaults(saved)
+                    revokedUpstreamAt.set(s.token, fx.clock.t)
+                  }
+                  break
+                case 'invalidate':
+                  await verifiers[s.via]!.invalidate(tokens[s.token]!)
+                  break
+                case 'advance':
+                  fx.clock.advance(s.ms)
+                  break
+                case 'fault':
                   fx.emulator.clearFaults()
-                  await fx.callerClient.revokeToken({ m2mTokenId: minted[s.token]!.id })
-                  fx.emulator.setFaults(saved)
-                  revokedUpstreamAt.set(s.token, fx.clock.t)
-                }
-                break
-              case 'invalidate':
-                await verifiers[s.via]!.invalidate(tokens[s.token]!)
-                break
-              case 'advance':
-                fx.clock.advance(s.ms)
-                break
-              case 'fault':
-                fx.emulator.clearFaults()
-                fx.emulator.setFaults(FAULTS[s.fault])
-                break
+                  fx.emulator.setFaults(FAULTS[s.fault])
+                  break
+              }
+              for (const v of verifiers) {
+                const stats = v.stats()
+                expect(stats.entries).toBeLessThanOrEqual(MAX_ENTRIES)
+                expect(stats.negativeEntries).toBeLessThanOrEqual(NEGATIVE_MAX)
+                expect(stats.inFlight).toBe(0)
+              }
             }
-            for (const v of verifiers) {
-              const stats = v.stats()
-              expect(stats.entries).toBeLessThanOrEqual(MAX_ENTRIES)
-              expect(stats.negativeEntries).toBeLessThanOrEqual(NEGATIVE_MAX)
-              expect(stats.inFlight).toBe(0)
-            }
+          } finally {
+            fx.emulator.clearFaults()
+            await Promise.all(verifiers.map((v) => v.close()))
           }
-        } finally {
-          fx.emulator.clearFaults()
-          await Promise.all(verifiers.map((v) => v.close()))
-        }
-      },
-    ),
-    { seed: 20261122, numRuns: 60 },
-  )
-}, 120_000)
+        },
+      ),
+      { seed: SEED, numRuns: RUNS },
+    )
+  },
+  2_000 * RUNS,
+)
