@@ -65,6 +65,10 @@ export function ownedClientOptions(commandTimeoutMs: number): RedisOptions {
     keepAlive: 10_000,
     // Reconnect forever with capped backoff, so the tier resumes without a restart.
     retryStrategy: (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 6), 2_000),
+    // Sentinel only (ignored otherwise): follow +switch-master at once. Without it a client stays
+    // on the old master until Sentinel demotes it, about 10 s later, and what it writes there
+    // (cache entries, revocation records) is lost and unseen by instances on the new master.
+    failoverDetector: true,
   }
 }
 

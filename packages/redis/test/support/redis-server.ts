@@ -281,3 +281,133 @@ export async function startRedisCluster(): Promise<RedisClusterServer> {
 
 /** Whether redis-cli is there to form a cluster (it ships with the redis-server package). */
 export const haveRedisCli = spawnSync('redis-cli', ['--version']).status === 0
+
+/** A master, one replica and one Sentinel watching them, each a real redis-server process. */
+export interface RedisSentinelServer {
+  /** The name Sentinel knows the master by (`name` in ioredis's Sentinel options). */
+  readonly name: string
+  readonly sentinelPort: number
+  /** The port of the current master, as Sentinel reports it. */
+  masterPort(): number
+  /**
+   * `SENTINEL FAILOVER`: promotes the replica, then waits until Sentinel reports it as master.
+   * Resolves to the new master's port.
+   */
+  failover(): Promise<number>
+  stop(): Promise<void>
+}
+
+function redisCli(port: number, ...args: string[]): string {
+  const result = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`redis-cli ${args[0]} failed: ${result.stderr}`)
+  return result.stdout
+}
+
+export async function startRedisSentinel(): Promise<RedisSentinelServer> {
+  assertRedisInCi()
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = mkdtempSync(join(tmpdir(), 'm2m-guard-sentinel-'))
+  const name = 'm2m-guard-primary'
+  const taken = new Set<number>()
+  const distinctPort = async (): Promise<number> => {
+    for (;;) {
+      const port = await freePort()
+      if (!taken.has(port)) {
+        taken.add(port)
+        return port
+      }
+    }
+  }
+  const [primaryPort, replicaPort, sentinelPort] = [
+    await distinctPort(),
+    await distinctPort(),
+    await distinctPort(),
+  ] as [number, number, number]
+  const procs: ChildProcess[] = []
+  const launch = (args: string[]): void => {
+    const proc = spawn(redisServerBinary ?? 'redis-server', args, { stdio: 'ignore' })
+    children.add(proc)
+    proc.once('exit', () => children.delete(proc))
+    procs.push(proc)
+  }
+  const stop = async (): Promise<void> => {
+    await Promise.all(
+      procs.map(
+        (proc) =>
+          new Promise<void>((resolve) => {
+            if (proc.exitCode !== null) return resolve()
+            proc.once('exit', () => resolve())
+            proc.kill('SIGTERM')
+          }),
+      ),
+    )
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const waitFor = async (what: string, ok: () => boolean, timeoutMs = 15_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        if (ok()) return
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) throw new Error(`Sentinel setup: ${what}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  const masterPort = (): number =>
+    Number(redisCli(sentinelPort, 'sentinel', 'get-master-addr-by-name', name).split('\n')[1])
+  try {
+    launch(['--port', String(primaryPort), ...common])
+    launch([
+      '--port',
+      String(replicaPort),
+      ...common,
+      '--replicaof',
+      '127.0.0.1',
+      String(primaryPort),
+    ])
+    await waitFor('the replica did not sync', () =>
+      redisCli(replicaPort, 'info', 'replication').includes('master_link_status:up'),
+    )
+    // Sentinel rewrites its config file, so it needs one of its own.
+    const config = join(dir, 'sentinel.conf')
+    writeFileSync(
+      config,
+      [
+        `port ${sentinelPort}`,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        `sentinel monitor ${name} 127.0.0.1 ${primaryPort} 1`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+        `sentinel failover-timeout ${name} 5000`,
+        '',
+      ].join('\n'),
+    )
+    launch([config, '--sentinel'])
+    await waitFor('Sentinel did not find the replica', () =>
+      /flags\n(slave)\n/.test(redisCli(sentinelPort, 'sentinel', 'replicas', name)),
+    )
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return {
+    name,
+    sentinelPort,
+    masterPort,
+    async failover() {
+      const before = masterPort()
+      // NOGOODSLAVE until Sentinel has a fresh INFO from the replica: retry briefly.
+      await waitFor('SENTINEL FAILOVER was refused', () =>
+        redisCli(sentinelPort, 'sentinel', 'failover', name).startsWith('OK'),
+      )
+      await waitFor('the failover did not complete', () => masterPort() !== before)
+      return masterPort()
+    },
+    stop,
+  }
+}
