@@ -4,20 +4,43 @@
  */
 import type { M2MToken, M2MTokenWithSecret } from '@m2m-guard/core'
 
+// Control characters (C0, DEL, C1: newlines, ESC, CSI…), line and paragraph separators, and the
+// bidirectional controls that reorder what follows: in text from a server, each could forge an
+// output line or steer the terminal.
+const UNPRINTABLE = /[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu
+
+function escapeChar(char: string): string {
+  return `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`
+}
+
 /**
- * Left-aligns rows of cells into columns two spaces apart (no trailing spaces).
+ * The text with every character that could forge a line or steer the terminal (controls, line
+ * separators, bidi overrides) shown as a `\uXXXX` escape. Applied to anything a server sent
+ * before it is printed as text.
+ *
+ * @example
+ * printable('rotated\n\x1b[2J') // 'rotated\\u000a\\u001b[2J'
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, escapeChar)
+}
+
+/**
+ * Left-aligns rows of cells into columns two spaces apart (no trailing spaces). Cells go through
+ * `printable`, so a value cannot break the layout or reach the terminal as a control.
  *
  * @example
  * table([['ID', 'NAME'], ['mch_1', 'caller']]) // 'ID     NAME\nmch_1  caller\n'
  */
 export function table(rows: readonly (readonly string[])[], indent = ''): string {
+  const cells = rows.map((row) => row.map(printable))
   const widths: number[] = []
-  for (const row of rows) {
+  for (const row of cells) {
     row.forEach((cell, i) => {
       widths[i] = Math.max(widths[i] ?? 0, cell.length)
     })
   }
-  return rows
+  return cells
     .map(
       (row) =>
         indent +
@@ -105,11 +128,17 @@ export function formatTokenTable(tokens: readonly M2MToken[]): string {
 }
 
 /**
- * Pretty JSON with a final newline, for `--json`.
+ * Pretty JSON with a final newline, for `--json`. JSON.stringify escapes C0 controls inside
+ * strings but leaves DEL, C1 controls (U+009B is CSI), line separators and bidi overrides raw;
+ * those are escaped too (`\uXXXX`), so the text is safe on a terminal and parses to the same value.
  *
  * @example
  * io.stdout.write(json({ ok: true }))
  */
 export function json(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`
+  // Raw C0 characters in the output are only the indentation's newlines: keep those.
+  const text = JSON.stringify(value, null, 2).replace(UNPRINTABLE, (c) =>
+    c === '\n' ? c : escapeChar(c),
+  )
+  return `${text}\n`
 }

@@ -24,11 +24,15 @@ export interface CliIo {
   stderr?: TextSink
   /** Used as is, never merged with `process.env`. @defaultValue process.env */
   env?: Record<string, string | undefined>
-  /** Read by `tokens verify -`. @defaultValue process.stdin */
+  /**
+   * Read by `tokens verify -`, up to 64 KiB; destroyed (when it has `destroy`) once `signal`
+   * aborts during the read. @defaultValue process.stdin
+   */
   stdin?: AsyncIterable<string | Uint8Array>
   /**
-   * Aborting it stops `m2m-guard emulator` cleanly (exit 0) and cancels API calls in flight
-   * (exit 130). The bin wires it to SIGINT and SIGTERM.
+   * Aborting it stops `m2m-guard emulator` cleanly (exit 0), and cancels API calls in flight or
+   * a read of stdin (exit 130; 143 when the abort reason is `'SIGTERM'`). The bin wires it to
+   * SIGINT and SIGTERM, aborting with the signal's name.
    */
   signal?: AbortSignal
 }

@@ -6,6 +6,7 @@ import { type CommandSpec, renderHelp, wantsHelp } from './args.js'
 import { EMULATOR_SPEC, runEmulator } from './commands/emulator.js'
 import { runTokens } from './commands/tokens.js'
 import { UsageError } from './errors.js'
+import { printable } from './format.js'
 import { type CliIo, type ResolvedIo, resolveIo } from './io.js'
 import { VERSION } from './version.js'
 import { quoteWord } from './words.js'
@@ -22,8 +23,10 @@ export const EXIT = {
   apiError: 1,
   /** Unknown command or flag, bad or missing value. */
   usage: 2,
-  /** Interrupted (SIGINT / SIGTERM) while a request was in flight: 128 + SIGINT. */
+  /** Interrupted by SIGINT (Ctrl-C) during a request or while reading stdin: 128 + 2. */
   interrupted: 130,
+  /** Terminated by SIGTERM during a request or while reading stdin: 128 + 15. */
+  terminated: 143,
 } as const
 
 /**
@@ -43,7 +46,7 @@ export const ROOT_SPEC: CommandSpec = {
   ],
   options: { version: { type: 'boolean', short: 'v', description: 'Print the version' } },
   details: [
-    "Run 'm2m-guard <command> --help' for a command's options. Exit codes: 0 ok, 1 API error, 2 usage error.",
+    "Run 'm2m-guard <command> --help' for a command's options. Exit codes: 0 ok, 1 API error, 2 usage error, 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).",
   ],
   examples: [
     'm2m-guard emulator --port 4010',
@@ -57,7 +60,8 @@ export const ROOT_SPEC: CommandSpec = {
  *
  * @param argv Arguments after the command name (`process.argv.slice(2)`).
  * @param [io] Streams, environment and stop signal; each defaults to the real process.
- * @returns 0 ok, 1 API or connection error, 2 usage error, 130 interrupted.
+ * @returns 0 ok, 1 API or connection error, 2 usage error, 130 interrupted (143 when `io.signal`
+ * was aborted with the reason `'SIGTERM'`).
  * @example
  * import { runCli } from '@m2m-guard/cli'
  *
@@ -115,17 +119,19 @@ function commandOf(argv: readonly string[]): string {
   return first ?? ''
 }
 
+// Every message goes through `printable`: API errors carry the server's text, and others may
+// quote a file or a server too; none may forge a line or send the terminal a control.
 function report(err: unknown, argv: readonly string[], io: ResolvedIo): number {
   if (err instanceof UsageError) {
     const command = err.command ? `m2m-guard ${err.command}` : 'm2m-guard'
-    io.stderr.write(`${command}: ${err.message}\nRun '${command} --help' for usage.\n`)
+    io.stderr.write(`${command}: ${printable(err.message)}\nRun '${command} --help' for usage.\n`)
     return EXIT.usage
   }
   const command = commandOf(argv)
   const prefix = command ? `m2m-guard ${command}` : 'm2m-guard'
   if (io.signal?.aborted) {
     io.stderr.write(`${prefix}: interrupted\n`)
-    return EXIT.interrupted
+    return io.signal.reason === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted
   }
   if (err instanceof M2MApiError) {
     // The client has already scrubbed anything key-shaped from these wire strings.
@@ -133,20 +139,21 @@ function report(err: unknown, argv: readonly string[], io: ResolvedIo): number {
     for (const entry of err.errors) {
       const detail =
         entry.longMessage && entry.longMessage !== entry.message ? ` (${entry.longMessage})` : ''
-      lines.push(`  ${entry.code}: ${entry.message}${detail}`)
+      lines.push(`  ${printable(`${entry.code}: ${entry.message}${detail}`)}`)
     }
-    if (err.errors.length === 0) lines.push(`  ${err.message}`)
+    if (err.errors.length === 0) lines.push(`  ${printable(err.message)}`)
     if (err.retryAfterMs !== undefined)
       lines.push(`  retry after: ${Math.ceil(err.retryAfterMs / 1000)} s`)
-    lines.push(`  clerk trace id: ${err.clerkTraceId ?? '(none in the response)'}`)
+    const trace = err.clerkTraceId === undefined ? undefined : printable(err.clerkTraceId)
+    lines.push(`  clerk trace id: ${trace ?? '(none in the response)'}`)
     io.stderr.write(`${lines.join('\n')}\n`)
     return EXIT.apiError
   }
   if (err instanceof M2MConnectionError) {
-    io.stderr.write(`${prefix}: ${err.code.replace('_', ' ')}: ${err.message}\n`)
+    io.stderr.write(`${prefix}: ${err.code.replace('_', ' ')}: ${printable(err.message)}\n`)
     return EXIT.apiError
   }
   const message = err instanceof Error ? err.message : String(err)
-  io.stderr.write(`${prefix}: ${message}\n`)
+  io.stderr.write(`${prefix}: ${printable(message)}\n`)
   return EXIT.apiError
 }

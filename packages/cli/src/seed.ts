@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import type { EmulatorSeed, SeedMachine } from '@m2m-guard/emulator'
 import { UsageError } from './errors.js'
+import { quoteWord } from './words.js'
 
 const MACHINE_KEYS = ['name', 'id', 'secretKey', 'defaultTokenTtl', 'scopedMachines'] as const
 const MACHINE_ID = /^mch_\w{27}$/
@@ -105,9 +106,13 @@ export function validateSeed(doc: unknown, where: string): EmulatorSeed {
   machines.forEach((machine, i) => {
     machine.scopedMachines?.forEach((ref, j) => {
       if (!names.has(ref) && !ids.has(ref) && !MACHINE_ID.test(ref)) {
+        // Quoted only when it looks like a name: a reference may be a key pasted in the wrong spot.
+        const quoted = quoteWord(ref).trim()
         throw invalid(
           `machines[${i}].scopedMachines[${j}]`,
-          `names no machine in this file ("${ref}")`,
+          quoted
+            ? `names no machine in this file (${quoted})`
+            : 'names no machine in this file and is no machine id (mch_…); its value is not shown, as it may be a key',
         )
       }
     })

@@ -1,4 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -171,7 +172,7 @@ describe('seed file validation: exit 2 naming the file and the place', () => {
     [
       'unknown scope name',
       { machines: [{ name: 'a', scopedMachines: ['b'] }] },
-      /machines\[0\]\.scopedMachines\[0\] names no machine in this file \("b"\)/,
+      /machines\[0\]\.scopedMachines\[0\] names no machine in this file \('b'\)/,
     ],
   ]
   for (const [label, doc, message] of cases) {
@@ -186,6 +187,18 @@ describe('seed file validation: exit 2 naming the file and the place', () => {
       expect(result.stderr).not.toContain('sk_nope_secret')
     })
   }
+
+  it('an unknown reference that does not look like a name (a pasted key) is not echoed', async () => {
+    const key = 'ak_live_PASTEDSECRET'
+    const file = join(dir, 'pasted-key.json')
+    await writeFile(file, JSON.stringify({ machines: [{ name: 'a', scopedMachines: [key] }] }))
+    const result = await run(['emulator', '--port', '0', '--seed', file])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain(
+      `seed file ${file}: machines[0].scopedMachines[0] names no machine in this file and is no machine id`,
+    )
+    expect(result.stderr).not.toContain('PASTEDSECRET')
+  })
 
   it('invalid JSON reports the position, never the text', async () => {
     const file = join(dir, 'broken.json')
@@ -393,4 +406,40 @@ describe('m2m-guard emulator, spawned as a real process', () => {
     expect(usage.stderr()).toContain('--subject is required')
     expect(usage.stdout()).toBe('')
   })
+})
+
+/**
+ * Resolves once the spawned command has opened its stdin, which happens in `runCli`, after the
+ * bin set up its signal handlers. On Linux that shows as fd 0 turning non-blocking; elsewhere,
+ * wait long enough for a start from source.
+ */
+async function stdinOpened(pid: number): Promise<void> {
+  const fdinfo = `/proc/${pid}/fdinfo/0`
+  if (!existsSync(fdinfo)) return new Promise((resolve) => setTimeout(resolve, 5000))
+  const O_NONBLOCK = 0o4000
+  await waitFor(() => {
+    const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(fdinfo, 'utf8'))?.[1]
+    return flags !== undefined && (Number.parseInt(flags, 8) & O_NONBLOCK) !== 0
+  })
+}
+
+describe('m2m-guard tokens verify -, spawned: a signal ends the wait for stdin', () => {
+  const cases = [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const
+  for (const [signal, code] of cases) {
+    it(`${signal} exits ${code}`, { timeout: 60_000 }, async () => {
+      // stdin is a pipe that stays open, as in `(sleep 30) | m2m-guard tokens verify -`.
+      const verify = spawnBin(['tokens', 'verify', '-'], {
+        CLERK_API_URL: 'http://127.0.0.1:9',
+        CLERK_SECRET_KEY: 'sk_test_never_used_0001',
+      })
+      await stdinOpened(verify.child.pid as number)
+      verify.child.kill(signal)
+      expect(await verify.exit).toEqual({ code, signal: null })
+      expect(verify.stderr()).toBe('m2m-guard tokens verify: interrupted\n')
+      expect(verify.stdout()).toBe('')
+    })
+  }
 })

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http'
 import { Readable } from 'node:stream'
 import { type Emulator, type EmulatorMachine, startEmulator } from '@m2m-guard/emulator'
 import { runCli } from '../src/index.js'
@@ -8,10 +9,17 @@ export interface RunResult {
   stderr: string
 }
 
-/** Runs the command in-process with an injected environment (never the test process's own). */
+/**
+ * Runs the command in-process with an injected environment (never the test process's own).
+ * `stdin` is a string, or a stream / iterable standing for a pipe.
+ */
 export async function run(
   argv: string[],
-  options: { env?: Record<string, string | undefined>; stdin?: string; signal?: AbortSignal } = {},
+  options: {
+    env?: Record<string, string | undefined>
+    stdin?: string | AsyncIterable<string | Uint8Array>
+    signal?: AbortSignal
+  } = {},
 ): Promise<RunResult> {
   let stdout = ''
   let stderr = ''
@@ -19,7 +27,10 @@ export async function run(
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s) },
     env: options.env ?? {},
-    stdin: Readable.from([options.stdin ?? '']),
+    stdin:
+      typeof options.stdin === 'string' || options.stdin === undefined
+        ? Readable.from([options.stdin ?? ''])
+        : options.stdin,
     ...(options.signal ? { signal: options.signal } : {}),
   })
   return { code, stdout, stderr }
@@ -61,4 +72,27 @@ export function fields(text: string): Record<string, string> {
     if (match?.[1] !== undefined && match[2] !== undefined) out[match[1]] = match[2]
   }
   return out
+}
+
+/**
+ * A stand-in for the API that answers every request with `status` and `body` (JSON), for answers
+ * the emulator never gives: a 200 that says revoked, server text with control characters.
+ */
+export async function fakeApi(
+  status: number,
+  body: unknown,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(status, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(body))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  }
 }

@@ -1,6 +1,7 @@
+import { PassThrough } from 'node:stream'
 import type { M2MToken, M2MTokenList, M2MTokenWithSecret } from '@m2m-guard/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Fixture, fields, run, startFixture } from './helpers.js'
+import { type Fixture, fakeApi, fields, run, startFixture } from './helpers.js'
 
 let f: Fixture
 
@@ -293,7 +294,150 @@ describe('tokens revoke and verify', () => {
   })
 })
 
+describe('tokens verify: a 200 that describes a revoked or expired token', () => {
+  // The emulator answers 404 for those; Clerk may answer 200 with the flags set.
+  const wire = (revoked: boolean, expired: boolean) => ({
+    object: 'machine_to_machine_token',
+    id: 'mt_0123456789abcdef0123456789abcdef',
+    subject: 'mch_2xhFjEI5X2qWRvtV13BzSj8H6Dk',
+    claims: null,
+    scopes: [],
+    revoked,
+    revocation_reason: revoked ? 'rotated' : null,
+    expired,
+    expiration: Date.now() + (expired ? -60_000 : 60_000),
+    last_used_at: null,
+    created_at: Date.now() - 120_000,
+    updated_at: Date.now(),
+  })
+  const cases = [
+    [true, false, 'revoked'],
+    [false, true, 'expired'],
+    [true, true, 'revoked and expired'],
+  ] as const
+  for (const [revoked, expired, state] of cases) {
+    it(`${state}: exit 1 with a line on stderr; the record is still printed`, async () => {
+      const api = await fakeApi(200, wire(revoked, expired))
+      try {
+        const env = { CLERK_API_URL: api.url, CLERK_SECRET_KEY: 'sk_test_fake_instance_key' }
+        const token = `mt_${'a'.repeat(48)}`
+        const human = await run(['tokens', 'verify', token], { env })
+        expect(human.code).toBe(1)
+        expect(human.stderr).toBe(`m2m-guard tokens verify: the token is ${state}: not valid\n`)
+        expect(fields(human.stdout)).toMatchObject({
+          revoked: revoked ? 'yes' : 'no',
+          expired: expired ? 'yes' : 'no',
+        })
+        const asJson = await run(['tokens', 'verify', '-', '--json'], { env, stdin: token })
+        expect(asJson.code).toBe(1)
+        expect(JSON.parse(asJson.stdout)).toMatchObject({ revoked, expired })
+      } finally {
+        await api.close()
+      }
+    })
+  }
+})
+
+describe('server text cannot forge output lines or reach the terminal as controls', () => {
+  // Newline, carriage return, ESC (clear screen), C1 CSI, DEL, a bidi override, a line separator.
+  const hostile = 'rotated\nrevoked  no\r\x1b[2J\x9b31m\x7f\u202eevil\u2028x'
+  const escaped = 'rotated\\u000arevoked  no\\u000d\\u001b[2J\\u009b31m\\u007f\\u202eevil\\u2028x'
+  const CONTROL = /[\p{Cc}\u202e\u2028]/u
+  const lines = (text: string) => text.replace(/\n$/, '').split('\n')
+
+  it('a revocation reason is escaped in the table and exact in --json', async () => {
+    const first = await createToken()
+    const human = await run(['tokens', 'revoke', first.id, '--reason', hostile], {
+      env: f.callerEnv,
+    })
+    expect(human.code).toBe(0)
+    expect(lines(human.stdout)).toHaveLength(11)
+    for (const line of lines(human.stdout)) expect(line).not.toMatch(CONTROL)
+    expect(fields(human.stdout)).toMatchObject({ revoked: 'yes', 'revocation reason': escaped })
+
+    const second = await createToken()
+    const asJson = await run(['tokens', 'revoke', second.id, '--reason', hostile, '--json'], {
+      env: f.callerEnv,
+    })
+    expect(asJson.code).toBe(0)
+    for (const line of lines(asJson.stdout)) expect(line).not.toMatch(CONTROL)
+    expect((JSON.parse(asJson.stdout) as M2MToken).revocationReason).toBe(hostile)
+  })
+
+  it("an API error's code, messages and trace id are escaped on stderr", async () => {
+    const api = await fakeApi(400, {
+      errors: [
+        {
+          code: 'form_param_invalid\x1b[31m',
+          message: 'bad\n  clerk trace id: forged',
+          long_message: 'see \x9b2J\u202e',
+        },
+      ],
+      clerk_trace_id: 'trace\r\n  retry after: 0 s',
+    })
+    try {
+      const result = await run(['tokens', 'verify', `mt_${'a'.repeat(48)}`], {
+        env: { CLERK_API_URL: api.url, CLERK_SECRET_KEY: 'sk_test_fake_instance_key' },
+      })
+      expect(result.code).toBe(1)
+      expect(lines(result.stderr)).toEqual([
+        'm2m-guard tokens verify: the API answered 400',
+        '  form_param_invalid\\u001b[31m: bad\\u000a  clerk trace id: forged (see \\u009b2J\\u202e)',
+        '  clerk trace id: trace\\u000d\\u000a  retry after: 0 s',
+      ])
+    } finally {
+      await api.close()
+    }
+  })
+})
+
 describe('interruption', () => {
+  it('aborting while verify - waits on stdin stops reading it: exit 130', async () => {
+    const stdin = new PassThrough() // a pipe whose writer never closes it
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 200)
+    const result = await run(['tokens', 'verify', '-'], {
+      env: f.instanceEnv,
+      stdin,
+      signal: controller.signal,
+    })
+    expect(result).toEqual({
+      code: 130,
+      stdout: '',
+      stderr: 'm2m-guard tokens verify: interrupted\n',
+    })
+    expect(stdin.destroyed).toBe(true)
+  })
+
+  it("aborted with the reason 'SIGTERM' (the bin's, on SIGTERM): exit 143", async () => {
+    const controller = new AbortController()
+    setTimeout(() => controller.abort('SIGTERM'), 200)
+    const result = await run(['tokens', 'verify', '-'], {
+      env: f.instanceEnv,
+      stdin: new PassThrough(),
+      signal: controller.signal,
+    })
+    expect(result.code).toBe(143)
+    expect(result.stderr).toBe('m2m-guard tokens verify: interrupted\n')
+  })
+
+  it('stdin past 64 KiB (say < /dev/zero) is refused: exit 2, and reading stops', {
+    timeout: 5000,
+  }, async () => {
+    let pulled = 0
+    // Zeros, 16 KiB at a time; after 1 MiB it waits forever, as an endless pipe would.
+    async function* zeros() {
+      for (; pulled < 64; pulled++) yield new Uint8Array(16 * 1024)
+      await new Promise(() => {})
+    }
+    const result = await run(['tokens', 'verify', '-'], { env: f.instanceEnv, stdin: zeros() })
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain(
+      'm2m-guard tokens verify: stdin holds more than 64 KiB: a token is at most 4 KiB',
+    )
+    expect(pulled).toBeLessThanOrEqual(5)
+  })
+
   it('aborting the signal (SIGINT in the bin) cancels a request in flight: exit 130', async () => {
     const { token } = await createToken()
     f.emulator.setFaults({ latencyMs: 10_000, operations: ['verifyM2MToken'] })

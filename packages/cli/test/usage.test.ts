@@ -44,6 +44,16 @@ describe('--help and --version', () => {
     }
   }
 
+  it('the root and tokens help list every exit code, interruption included', async () => {
+    for (const argv of [['--help'], ['tokens', '--help'], ['tokens', 'verify', '--help']]) {
+      const result = await run(argv, { env })
+      expect(result.code).toBe(0)
+      expect(result.stdout).toMatch(
+        /Exit codes: 0 ok, 1 API .*, 2 usage error, 130 interrupted \(Ctrl-C, SIGINT\), 143 terminated \(SIGTERM\)\./,
+      )
+    }
+  })
+
   it('help wins wherever it is, even after other flags', async () => {
     const result = await run(['tokens', 'verify', '--json', '-h'], { env })
     expect(result.code).toBe(0)
@@ -111,7 +121,10 @@ describe('usage errors exit 2 with a message naming the problem, before any requ
       /API URL \(--api-url or CLERK_API_URL\) must use http/,
     ],
     [['tokens', 'list'], /--subject is required/],
-    [['tokens', 'list', '--subject', 'mch_short'], /--subject must be a machine id/],
+    [
+      ['tokens', 'list', '--subject', 'mch_short'],
+      /--subject must be a machine id: mch_ followed by 27 letters, digits or _$/m,
+    ],
     [
       ['tokens', 'list', '--subject', `mch_${'a'.repeat(27)}`, '--limit', '101'],
       /--limit must be an integer from 1 to 100/,

@@ -11,7 +11,7 @@ import {
 } from '@m2m-guard/core'
 import { type CommandSpec, type OptionSpec, parseCommand, renderHelp, wantsHelp } from '../args.js'
 import { UsageError } from '../errors.js'
-import { formatToken, formatTokenTable, json } from '../format.js'
+import { formatToken, formatTokenTable, json, printable } from '../format.js'
 import type { ResolvedIo } from '../io.js'
 import { quoteWord } from '../words.js'
 
@@ -19,6 +19,8 @@ import { quoteWord } from '../words.js'
 const DEFAULT_API_URL = 'https://api.clerk.com'
 const SUBJECT_PATTERN = /^mch_\w{27}$/
 const TOKEN_ID_PATTERN = /^mt_[0-9A-Fa-f]{32}$/
+/** A token is at most 4 KiB; stdin past this holds something else (`< /dev/zero`, a file). */
+const MAX_STDIN_BYTES = 64 * 1024
 
 const COMMON: Record<string, OptionSpec> = {
   'api-url': {
@@ -41,7 +43,7 @@ const COMMON: Record<string, OptionSpec> = {
 }
 
 const EXIT_CODES =
-  'Exit codes: 0 ok, 1 API or connection error (message and Clerk trace id on stderr), 2 usage error.'
+  'Exit codes: 0 ok, 1 API or connection error (message and Clerk trace id on stderr), 2 usage error, 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).'
 
 /**
  * `m2m-guard tokens`: its flags and help text.
@@ -175,7 +177,7 @@ export const VERIFY_SPEC: CommandSpec = {
     '--token TOKEN [options]',
   ],
   details: [
-    "Use '-' to read the token from stdin and keep it out of shell history. A machine key verifies only tokens scoped to it. " +
+    "Use '-' to read the token from stdin (at most 64 KiB) and keep it out of shell history. A machine key verifies only tokens scoped to it. " +
       'Unknown, revoked or expired tokens exit 1. ' +
       EXIT_CODES,
   ],
@@ -390,7 +392,7 @@ async function runCreate(spec: CommandSpec, values: Values, positionals: string[
   }
   const client = connect(spec, values, io)
   const created = await callClient(spec, () => client.createToken(params, requestOptions(io)))
-  if (values['token-only'] === true) io.stdout.write(`${created.token}\n`)
+  if (values['token-only'] === true) io.stdout.write(`${printable(created.token)}\n`)
   else io.stdout.write(values.json === true ? json(created) : formatToken(created))
   return 0
 }
@@ -406,7 +408,7 @@ async function runList(spec: CommandSpec, values: Values, positionals: string[],
   }
   if (!SUBJECT_PATTERN.test(subject)) {
     throw new UsageError(
-      '--subject must be a machine id: mch_ followed by 27 letters or digits',
+      '--subject must be a machine id: mch_ followed by 27 letters, digits or _',
       spec.name,
     )
   }
@@ -502,23 +504,63 @@ async function runVerify(spec: CommandSpec, values: Values, positionals: string[
     // Otherwise a terminal user sees a command that seems to hang.
     io.stderr.write('Paste the token, then press Enter and Ctrl-D:\n')
   }
-  const token = source === '-' ? (await readAll(io.stdin)).trim() : source
+  const token = source === '-' ? (await readStdin(spec, io)).trim() : source
   if (token === '') {
     throw new UsageError(source === '-' ? 'stdin held no token' : 'the token is empty', spec.name)
   }
   const client = connect(spec, values, io)
   const verified = await callClient(spec, () => client.verifyToken({ token }, requestOptions(io)))
   io.stdout.write(values.json === true ? json(verified) : formatToken(verified))
+  // A 200 can still describe a token that must not be accepted: exit 1, as an API error.
+  if (verified.revoked || verified.expired) {
+    const state = [verified.revoked ? 'revoked' : '', verified.expired ? 'expired' : '']
+      .filter(Boolean)
+      .join(' and ')
+    io.stderr.write(`m2m-guard ${spec.name}: the token is ${state}: not valid\n`)
+    return 1
+  }
   return 0
 }
 
-async function readAll(stream: AsyncIterable<string | Uint8Array>): Promise<string> {
+/**
+ * Reads stdin to its end for `verify -`. An abort of `io.signal` ends the read at once (its
+ * reason is thrown, and `runCli` reports the interruption); so does more than MAX_STDIN_BYTES.
+ * Either way stdin is closed, so that it no longer keeps the process alive.
+ */
+async function readStdin(spec: CommandSpec, io: ResolvedIo): Promise<string> {
+  const { stdin, signal } = io
+  signal?.throwIfAborted()
+  const chunks = stdin[Symbol.asyncIterator]()
+  let onAbort = () => {}
+  // Settles only on an abort; the read it wins against stays pending, its outcome ignored.
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal?.reason)
+  })
+  signal?.addEventListener('abort', onAbort, { once: true })
   const decoder = new TextDecoder()
   let text = ''
-  for await (const chunk of stream) {
-    text += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true })
+  let bytes = 0
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([chunks.next(), aborted])
+      if (done) return text + decoder.decode()
+      bytes += typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength
+      if (bytes > MAX_STDIN_BYTES) {
+        throw new UsageError(
+          'stdin holds more than 64 KiB: a token is at most 4 KiB; pipe in only the token',
+          spec.name,
+        )
+      }
+      text += typeof value === 'string' ? value : decoder.decode(value, { stream: true })
+    }
+  } catch (err) {
+    // A read may still be pending: destroying the stream ends it (return() alone would wait).
+    ;(stdin as { destroy?: () => void }).destroy?.()
+    chunks.return?.().catch(() => {})
+    throw err
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
   }
-  return text + decoder.decode()
 }
 
 const CLIENT_VALIDATION = /^(createToken|listTokens|listAllTokens|revokeToken|verifyToken): /
