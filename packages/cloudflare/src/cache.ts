@@ -2,7 +2,7 @@ import type { CachedVerification, CacheStore } from '@m2m-guard/core'
 import { checkWaitUntil, keepAlive, type WaitUntil } from './background.js'
 import { decodeEntry, encodeEntry, isLive, storedUntil } from './codec.js'
 import { CloudflareStoreError } from './errors.js'
-import { checkKey, checkPrefix, DEFAULT_PREFIX } from './names.js'
+import { checkKey, checkNow, checkPrefix, DEFAULT_PREFIX } from './names.js'
 import type { CacheLike } from './types.js'
 
 /**
@@ -118,7 +118,7 @@ export function workersCacheStore(options: WorkersCacheStoreOptions = {}): Worke
   const prefix = encodeURIComponent(checkPrefix(options.prefix ?? DEFAULT_PREFIX, who))
   const origin = checkOrigin(options.origin ?? DEFAULT_ORIGIN, who)
   const waitUntil = checkWaitUntil(options.waitUntil, who)
-  const now = options.now ?? Date.now
+  const now = checkNow(options.now, who)
   const urlOf = (key: string, where: string): string =>
     `${origin}/${prefix}/${encodeURIComponent(checkKey(key, where))}`
 
@@ -144,7 +144,10 @@ export function workersCacheStore(options: WorkersCacheStoreOptions = {}): Worke
       const until = storedUntil(value, ttlMs, t)
       // Nothing left to share (or a NaN TTL): storing would outlive the entry or the token.
       if (until === undefined) return
-      const body = encodeEntry({ auth: value.auth, expiresAt: until }, 'Cache API')
+      const body = encodeEntry(
+        { auth: value.auth, verifiedAt: value.verifiedAt, expiresAt: until },
+        'Cache API',
+      )
       const maxAge = Math.ceil((until - t) / 1000)
       const response = new Response(body, {
         headers: {

@@ -2,11 +2,11 @@ import { type CachedVerification, decodeCachedAuth } from '@m2m-guard/core'
 import { CloudflareStoreError } from './errors.js'
 
 /**
- * Wire format of a stored value: `{"m2mg":1,"expiresAt":…,"auth":{…}}`. The version field makes
+ * Wire format of a stored value: `{"m2mg":2,"verifiedAt":…,"expiresAt":…,"auth":{…}}`. The version field makes
  * a foreign value (another app's entry under our prefix) a miss instead of a guess, and lets a
  * later format be told apart from this one.
  */
-const VERSION = 1
+const VERSION = 2
 /** @internal Bound of one value; identities with claims fit easily, anything bigger is not ours. */
 export const MAX_VALUE_BYTES = 32_768
 
@@ -14,7 +14,12 @@ const encoder = new TextEncoder()
 
 /** @internal Serialises an entry; throws `value_too_large` past the bound. */
 export function encodeEntry(entry: CachedVerification, where: string): string {
-  const value = JSON.stringify({ m2mg: VERSION, expiresAt: entry.expiresAt, auth: entry.auth })
+  const value = JSON.stringify({
+    m2mg: VERSION,
+    verifiedAt: entry.verifiedAt,
+    expiresAt: entry.expiresAt,
+    auth: entry.auth,
+  })
   const bytes = encoder.encode(value).length
   if (bytes > MAX_VALUE_BYTES) {
     throw new CloudflareStoreError(
@@ -53,9 +58,13 @@ export function decodeEntry(raw: string, where: string): CachedVerification {
   if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
     throw invalid(where, 'has no valid expiresAt')
   }
+  const verifiedAt = parsed['verifiedAt']
+  if (typeof verifiedAt !== 'number' || !Number.isFinite(verifiedAt)) {
+    throw invalid(where, 'has no valid verifiedAt')
+  }
   const auth = decodeCachedAuth(parsed['auth'])
   if (!auth) throw invalid(where, 'has no valid identity')
-  return { auth, expiresAt }
+  return { auth, verifiedAt, expiresAt }
 }
 
 /**
@@ -70,14 +79,16 @@ export function isLive(entry: CachedVerification, now: number): boolean {
 
 /**
  * @internal The moment a value stored at `now` must stop being served: the earliest of the
- * caller's TTL, the entry's own end and the token's expiry. `undefined` when that moment has passed
- * (or a TTL is not a number), so there is nothing to store.
+ * caller's TTL, the entry's own end and the token's expiry. `undefined` when there is nothing to
+ * store: that moment has passed (or a TTL is not a number), or the identity has no token id (a
+ * JWT without `jti`), which `decodeEntry` refuses, so storing it would be a write nobody can read.
  */
 export function storedUntil(
   value: CachedVerification,
   ttlMs: number,
   now: number,
 ): number | undefined {
+  if (value.auth.id === '') return undefined
   const until = Math.min(
     now + ttlMs,
     value.expiresAt,

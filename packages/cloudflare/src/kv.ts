@@ -1,7 +1,7 @@
 import type { CachedVerification, CacheStore } from '@m2m-guard/core'
 import { checkWaitUntil, keepAlive, type WaitUntil } from './background.js'
 import { decodeEntry, encodeEntry, isLive, storedUntil } from './codec.js'
-import { checkKey, checkPrefix, DEFAULT_PREFIX } from './names.js'
+import { checkKey, checkNow, checkPrefix, DEFAULT_PREFIX } from './names.js'
 import type { KVNamespaceLike } from './types.js'
 
 /**
@@ -87,7 +87,7 @@ export function kvCacheStore(options: KVCacheStoreOptions): KVCacheStore {
   }
   const prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX, who)
   const waitUntil = checkWaitUntil(options.waitUntil, who)
-  const now = options.now ?? Date.now
+  const now = checkNow(options.now, who)
   const storageKey = (key: string, where: string): string => `${prefix}:${checkKey(key, where)}`
 
   return {
@@ -103,7 +103,10 @@ export function kvCacheStore(options: KVCacheStoreOptions): KVCacheStore {
       const until = storedUntil(value, ttlMs, t)
       // Nothing left to share (or a NaN TTL): storing would outlive the entry or the token.
       if (until === undefined) return
-      const encoded = encodeEntry({ auth: value.auth, expiresAt: until }, 'KV')
+      const encoded = encodeEntry(
+        { auth: value.auth, verifiedAt: value.verifiedAt, expiresAt: until },
+        'KV',
+      )
       const seconds = Math.max(KV_MIN_TTL_SECONDS, Math.ceil((until - t) / 1000))
       await keepAlive(namespace.put(k, encoded, { expirationTtl: seconds }), waitUntil)
     },

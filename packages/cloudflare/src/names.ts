@@ -14,9 +14,18 @@ export function checkPrefix(prefix: unknown, who: string): string {
   return prefix
 }
 
+/** @internal Validates the `now` option: a clock that is not a function would fail every write. */
+export function checkNow(now: unknown, who: string): () => number {
+  if (now === undefined) return Date.now
+  if (typeof now !== 'function') {
+    throw new TypeError(`${who}: now must be a function returning ms since the epoch`)
+  }
+  return now as () => number
+}
+
 /**
  * Printable ASCII, and short enough that `prefix:key` stays under KV's 512-byte key limit. The
- * verifier's keys (`m2m-guard:v1:<hash>:<sha256>`) are about 75 characters.
+ * verifier's keys (`m2m-guard:v2:<hash>:<sha256>`) are about 75 characters.
  */
 const KEY_PATTERN = /^[\x21-\x7e]{1,400}$/
 

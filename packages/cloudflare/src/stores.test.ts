@@ -11,7 +11,7 @@ import {
   workersCacheStore,
 } from './index.js'
 
-const KEY = 'm2m-guard:v1:0123456789abcdef:47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU'
+const KEY = 'm2m-guard:v2:0123456789abcdef:47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU'
 const T = Date.UTC(2030, 0, 1)
 const VALUE: CachedVerification = {
   auth: {
@@ -23,6 +23,7 @@ const VALUE: CachedVerification = {
     claims: null,
     expiration: null,
   },
+  verifiedAt: T,
   expiresAt: T + 30_000,
 }
 
@@ -51,6 +52,7 @@ describe('kvCacheStore options', () => {
     [{ namespace: memoryKV().namespace, prefix: 'a/b' }, /prefix must be/],
     [{ namespace: memoryKV().namespace, prefix: '..' }, /prefix must be/],
     [{ namespace: memoryKV().namespace, waitUntil: 'later' }, /waitUntil must be a function/],
+    [{ namespace: memoryKV().namespace, now: 'soon' }, /now must be a function/],
   ])('throws a TypeError naming the option (%#)', (options, message) => {
     expect(() => kvCacheStore(options as never)).toThrow(TypeError)
     expect(() => kvCacheStore(options as never)).toThrow(message)
@@ -63,6 +65,16 @@ describe('kvCacheStore options', () => {
     await store.set(`${KEY}2`, { ...VALUE, expiresAt: T + 200_000 }, 61_001)
     await store.set(`${KEY}3`, { ...VALUE, expiresAt: T + 90_000 }, 120_000)
     expect([...data.values()].map((v) => v.expirationTtl)).toEqual([60, 62, 90])
+  })
+
+  it('keeps when the token was verified, and stores nothing for an identity without an id', async () => {
+    const { namespace, data } = memoryKV()
+    const store = kvCacheStore({ namespace, now: () => T + 5_000 })
+    await store.set(`${KEY}1`, VALUE, 30_000)
+    expect((await store.get(`${KEY}1`))?.verifiedAt).toBe(T)
+    // A JWT without jti: no reader would accept it, so it is not worth a billed write.
+    await store.set(`${KEY}2`, { ...VALUE, auth: { ...VALUE.auth, id: '' } }, 30_000)
+    expect([...data.keys()]).toEqual([`m2m-guard:${KEY}1`])
   })
 })
 
@@ -80,6 +92,7 @@ describe('workersCacheStore options', () => {
     [{ cache, origin: 'not a url' }, /origin must be a bare https origin/],
     [{ cache, prefix: 'a b' }, /prefix must be/],
     [{ cache, waitUntil: {} }, /waitUntil must be a function/],
+    [{ cache, now: 1_700_000_000_000 }, /now must be a function/],
   ])('throws a TypeError naming the option (%#)', (options, message) => {
     expect(() => workersCacheStore(options as never)).toThrow(TypeError)
     expect(() => workersCacheStore(options as never)).toThrow(message)

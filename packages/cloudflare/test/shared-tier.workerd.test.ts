@@ -117,7 +117,7 @@ describe('kv tier: a value that fails validation is a miss, never an admit', () 
 
     // ... but the same entry, altered, is a miss: the verifier asks upstream and rejects.
     const altered = JSON.parse(raw.ok!) as Record<string, unknown>
-    for (const body of ['{"m2mg":1,"expiresAt":', JSON.stringify({ ...altered, m2mg: 2 })]) {
+    for (const body of ['{"m2mg":1,"expiresAt":', JSON.stringify({ ...altered, m2mg: 3 })]) {
       await b.post('/raw', { backend: 'kv', op: 'put', key, body })
       emulator.resetStats()
       const result = await verify(b, 'kv', fresh(), token!)

@@ -10,7 +10,7 @@ import { type Settled, startWorker, type TestWorker } from './support/harness.js
 type Backend = 'kv' | 'cache'
 
 const T = Date.UTC(2030, 0, 1)
-const KEY = 'm2m-guard:v1:0123456789abcdef:47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU'
+const KEY = 'm2m-guard:v2:0123456789abcdef:47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU'
 const AUTH: M2MAuth = {
   tokenType: 'm2m_token',
   format: 'opaque',
@@ -60,7 +60,7 @@ describe.each<Backend>(['kv', 'cache'])('%s store in workerd', (backend) => {
 
   it('round-trips set, get and delete under its documented key', async () => {
     const key = freshKey()
-    const value: CachedVerification = { auth: AUTH, expiresAt: T + 30_000 }
+    const value: CachedVerification = { auth: AUTH, verifiedAt: T, expiresAt: T + 30_000 }
     expect(await set(key, value, 30_000, T)).toEqual({ ok: null })
     expect(await get(key, T)).toEqual({ ok: value })
     expect(await raw(key)).toBeTruthy()
@@ -74,8 +74,10 @@ describe.each<Backend>(['kv', 'cache'])('%s store in workerd', (backend) => {
     const key = freshKey()
     // 1.5 s: KV cannot expire a key that soon (it refuses an expirationTtl under 60 s), and
     // the Cache API rounds to whole seconds.
-    await set(key, { auth: AUTH, expiresAt: T + 1_500 }, 1_500, T)
-    expect(await get(key, T + 1_499)).toEqual({ ok: { auth: AUTH, expiresAt: T + 1_500 } })
+    await set(key, { auth: AUTH, verifiedAt: T, expiresAt: T + 1_500 }, 1_500, T)
+    expect(await get(key, T + 1_499)).toEqual({
+      ok: { auth: AUTH, verifiedAt: T, expiresAt: T + 1_500 },
+    })
     expect(await get(key, T + 1_500)).toEqual({ ok: null })
     expect(await get(key, T + 60_000)).toEqual({ ok: null })
     expect(await raw(key)).toBeTruthy()
@@ -83,7 +85,7 @@ describe.each<Backend>(['kv', 'cache'])('%s store in workerd', (backend) => {
 
   it('misses on a well-formed value whose expiresAt has passed', async () => {
     const key = freshKey()
-    const stale = JSON.stringify({ m2mg: 1, expiresAt: Date.now() - 1, auth: AUTH })
+    const stale = JSON.stringify({ m2mg: 2, verifiedAt: 0, expiresAt: Date.now() - 1, auth: AUTH })
     await rawPut(key, stale, { headers: { 'cache-control': 'max-age=600' } })
     expect(await raw(key)).toBeTruthy()
     expect(await run([{ op: 'get', key }])).toEqual([{ ok: null }])
@@ -92,22 +94,27 @@ describe.each<Backend>(['kv', 'cache'])('%s store in workerd', (backend) => {
   it('never keeps an entry past the token expiry or the given TTL', async () => {
     const key = freshKey()
     const auth = { ...AUTH, expiration: T + 2_000 }
-    await set(key, { auth, expiresAt: T + 30_000 }, 30_000, T)
-    expect(await get(key, T + 1_999)).toEqual({ ok: { auth, expiresAt: T + 2_000 } })
+    await set(key, { auth, verifiedAt: T, expiresAt: T + 30_000 }, 30_000, T)
+    expect(await get(key, T + 1_999)).toEqual({ ok: { auth, verifiedAt: T, expiresAt: T + 2_000 } })
     expect(await get(key, T + 2_000)).toEqual({ ok: null })
 
     const short = freshKey()
-    await set(short, { auth: AUTH, expiresAt: T + 30_000 }, 1_000, T)
-    expect(await get(short, T + 999)).toEqual({ ok: { auth: AUTH, expiresAt: T + 1_000 } })
+    await set(short, { auth: AUTH, verifiedAt: T, expiresAt: T + 30_000 }, 1_000, T)
+    expect(await get(short, T + 999)).toEqual({
+      ok: { auth: AUTH, verifiedAt: T, expiresAt: T + 1_000 },
+    })
     expect(await get(short, T + 1_000)).toEqual({ ok: null })
   })
 
   it('writes nothing when nothing of the entry is left', async () => {
     const cases = [
-      { value: { auth: AUTH, expiresAt: T + 30_000 }, ttlMs: 0 },
-      { value: { auth: AUTH, expiresAt: T + 30_000 }, ttlMs: -5 },
-      { value: { auth: AUTH, expiresAt: T }, ttlMs: 30_000 },
-      { value: { auth: { ...AUTH, expiration: T - 1 }, expiresAt: T + 30_000 }, ttlMs: 30_000 },
+      { value: { auth: AUTH, verifiedAt: T, expiresAt: T + 30_000 }, ttlMs: 0 },
+      { value: { auth: AUTH, verifiedAt: T, expiresAt: T + 30_000 }, ttlMs: -5 },
+      { value: { auth: AUTH, verifiedAt: T, expiresAt: T }, ttlMs: 30_000 },
+      {
+        value: { auth: { ...AUTH, expiration: T - 1 }, verifiedAt: T, expiresAt: T + 30_000 },
+        ttlMs: 30_000,
+      },
     ]
     for (const { value, ttlMs } of cases) {
       const key = freshKey()
@@ -120,31 +127,53 @@ describe.each<Backend>(['kv', 'cache'])('%s store in workerd', (backend) => {
     ['not JSON', '{"m2mg":1,'],
     ['empty', ''],
     ['a foreign shape', JSON.stringify({ user: 'alice', admin: true })],
-    ['another version', JSON.stringify({ m2mg: 2, expiresAt: 9e15, auth: AUTH })],
+    ['another version', JSON.stringify({ m2mg: 3, verifiedAt: 0, expiresAt: 9e15, auth: AUTH })],
     ['no version', JSON.stringify({ expiresAt: 9e15, auth: AUTH })],
-    ['expiresAt as a string', JSON.stringify({ m2mg: 1, expiresAt: '9e15', auth: AUTH })],
+    [
+      'expiresAt as a string',
+      JSON.stringify({ m2mg: 2, verifiedAt: 0, expiresAt: '9e15', auth: AUTH }),
+    ],
     [
       'a wrong tokenType',
-      JSON.stringify({ m2mg: 1, expiresAt: 9e15, auth: { ...AUTH, tokenType: 'session' } }),
+      JSON.stringify({
+        m2mg: 2,
+        verifiedAt: 0,
+        expiresAt: 9e15,
+        auth: { ...AUTH, tokenType: 'session' },
+      }),
     ],
     [
       'scopes as a string',
-      JSON.stringify({ m2mg: 1, expiresAt: 9e15, auth: { ...AUTH, scopes: 'mch_x' } }),
+      JSON.stringify({
+        m2mg: 2,
+        verifiedAt: 0,
+        expiresAt: 9e15,
+        auth: { ...AUTH, scopes: 'mch_x' },
+      }),
     ],
     [
       'an empty subject',
-      JSON.stringify({ m2mg: 1, expiresAt: 9e15, auth: { ...AUTH, subject: '' } }),
+      JSON.stringify({ m2mg: 2, verifiedAt: 0, expiresAt: 9e15, auth: { ...AUTH, subject: '' } }),
     ],
     [
       // Any JSON value is a valid claims value (the API allows it), but it must be there.
       'claims missing',
-      JSON.stringify({ m2mg: 1, expiresAt: 9e15, auth: { ...AUTH, claims: undefined } }),
+      JSON.stringify({
+        m2mg: 2,
+        verifiedAt: 0,
+        expiresAt: 9e15,
+        auth: { ...AUTH, claims: undefined },
+      }),
     ],
-    ['no identity', JSON.stringify({ m2mg: 1, expiresAt: 9e15 })],
+    ['no identity', JSON.stringify({ m2mg: 2, verifiedAt: 0, expiresAt: 9e15 })],
+    ['no verifiedAt', JSON.stringify({ m2mg: 2, expiresAt: 9e15, auth: AUTH })],
+    // The format before verifiedAt: an entry of unknown age cannot be held to a ttlMs.
+    ['the previous format', JSON.stringify({ m2mg: 1, expiresAt: 9e15, auth: AUTH })],
     [
       'an oversized value',
       JSON.stringify({
-        m2mg: 1,
+        m2mg: 2,
+        verifiedAt: 0,
         expiresAt: 9e15,
         auth: { ...AUTH, claims: { pad: 'x'.repeat(40_000) } },
       }),
@@ -165,16 +194,22 @@ describe.each<Backend>(['kv', 'cache'])('%s store in workerd', (backend) => {
   it('rebuilds the identity field by field, dropping anything extra', async () => {
     const key = freshKey()
     const planted = { ...AUTH, isAdmin: true, __proto__: { polluted: true } }
-    await rawPut(key, JSON.stringify({ m2mg: 1, expiresAt: 9e15, auth: planted, extra: 1 }), {
-      headers: { 'cache-control': 'max-age=600' },
-    })
-    expect(await run([{ op: 'get', key }])).toEqual([{ ok: { auth: AUTH, expiresAt: 9e15 } }])
+    await rawPut(
+      key,
+      JSON.stringify({ m2mg: 2, verifiedAt: 0, expiresAt: 9e15, auth: planted, extra: 1 }),
+      {
+        headers: { 'cache-control': 'max-age=600' },
+      },
+    )
+    expect(await run([{ op: 'get', key }])).toEqual([
+      { ok: { auth: AUTH, verifiedAt: 0, expiresAt: 9e15 } },
+    ])
   })
 
   it('refuses a value too large to share, and stores nothing', async () => {
     const key = freshKey()
     const auth = { ...AUTH, claims: { pad: 'x'.repeat(40_000) } }
-    const result = await set(key, { auth, expiresAt: T + 30_000 }, 30_000, T)
+    const result = await set(key, { auth, verifiedAt: T, expiresAt: T + 30_000 }, 30_000, T)
     expect(result.error).toMatchObject({ name: 'CloudflareStoreError', code: 'value_too_large' })
     expect(await raw(key)).toBeNull()
   })
@@ -182,9 +217,15 @@ describe.each<Backend>(['kv', 'cache'])('%s store in workerd', (backend) => {
   it('refuses keys that hold a raw token, without repeating them', async () => {
     const token = `mt_${'A1b2C3d4'.repeat(6)}`
     const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJtY2hfMSJ9.c2lnbmF0dXJl'
-    for (const key of [token, `m2m-guard:v1:x:${token}`, jwt, 'x'.repeat(401), 'has space']) {
+    for (const key of [token, `m2m-guard:v2:x:${token}`, jwt, 'x'.repeat(401), 'has space']) {
       const results = await run([
-        { op: 'set', key, value: { auth: AUTH, expiresAt: T + 30_000 }, ttlMs: 30_000, now: T },
+        {
+          op: 'set',
+          key,
+          value: { auth: AUTH, verifiedAt: T, expiresAt: T + 30_000 },
+          ttlMs: 30_000,
+          now: T,
+        },
         { op: 'get', key, now: T },
         { op: 'delete', key },
       ])
@@ -198,8 +239,10 @@ describe.each<Backend>(['kv', 'cache'])('%s store in workerd', (backend) => {
 
   it('keeps prefixes apart', async () => {
     const key = freshKey()
-    await set(key, { auth: AUTH, expiresAt: T + 30_000 }, 30_000, T, 'orders-api')
-    expect(await get(key, T, 'orders-api')).toEqual({ ok: { auth: AUTH, expiresAt: T + 30_000 } })
+    await set(key, { auth: AUTH, verifiedAt: T, expiresAt: T + 30_000 }, 30_000, T, 'orders-api')
+    expect(await get(key, T, 'orders-api')).toEqual({
+      ok: { auth: AUTH, verifiedAt: T, expiresAt: T + 30_000 },
+    })
     expect(await get(key, T, 'billing-api')).toEqual({ ok: null })
     expect(await get(key, T)).toEqual({ ok: null })
   })
@@ -213,7 +256,7 @@ describe('backend specifics in workerd', () => {
         backend: 'kv',
         op: 'set',
         key,
-        value: { auth: AUTH, expiresAt: T + 1_000 },
+        value: { auth: AUTH, verifiedAt: T, expiresAt: T + 1_000 },
         ttlMs: 1_000,
         now: T,
       },
@@ -238,7 +281,7 @@ describe('backend specifics in workerd', () => {
         backend: 'cache',
         op: 'set',
         key,
-        value: { auth: AUTH, expiresAt: now + 5_000 },
+        value: { auth: AUTH, verifiedAt: T, expiresAt: now + 5_000 },
         ttlMs: 5_000,
         now,
       },
@@ -258,7 +301,7 @@ describe('backend specifics in workerd', () => {
       backend: 'cache',
       op: 'put',
       key: rawKey('cache', other),
-      body: JSON.stringify({ m2mg: 1, expiresAt: 9e15, auth: AUTH }),
+      body: JSON.stringify({ m2mg: 2, verifiedAt: 0, expiresAt: 9e15, auth: AUTH }),
       status: 404,
       headers: { 'cache-control': 'max-age=600' },
     })

@@ -1,8 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import type { RevocationBus } from '@m2m-guard/core'
+import { callObserver, type RevocationBus } from '@m2m-guard/core'
 import { Cluster } from 'ioredis'
 import {
   type Connection,
+  connectIfLazy,
   openConnection,
   quit,
   type RedisClient,
@@ -22,7 +23,7 @@ export type RedisBusEvent =
   | { type: 'bus_subscribed'; replayed: number }
   /** The subscriber connection dropped; messages may be missed until `bus_subscribed`. */
   | { type: 'bus_disconnected' }
-  /** Reading the record failed; retried shortly and on every `resyncIntervalMs`. */
+  /** Subscribing or reading the record failed; retried shortly, with backoff. */
   | { type: 'bus_resync_failed'; message: string }
   /** Revocations found in the record that pub/sub had not delivered (missed messages). */
   | { type: 'bus_replayed'; ids: string[] }
@@ -157,11 +158,19 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
   const sub: RedisClient =
     conn.client instanceof Cluster ? conn.client.duplicate() : conn.client.duplicate()
   sub.on('error', () => {})
+  // With lazyConnect nothing would connect: the bus sends no command to a connection that is not
+  // ready, and the subscriber (a duplicate, so lazy too) waits for its 'ready' to subscribe.
+  connectIfLazy(conn.client)
+  connectIfLazy(sub)
 
   const listeners = new Set<(m2mTokenId: string) => void>()
   /** Token id → until when this instance treats it as revoked. */
   const revoked = new Map<string, number>()
-  /** Stream entry ids already handled, so pub/sub and the record do not emit an id twice. */
+  /**
+   * Entries already handled, so pub/sub and the record do not emit an id twice. Keyed by stream
+   * id and token id together: a message's stream id is not covered by the HMAC, so whoever can
+   * publish could otherwise mark future stream ids as seen and have a real revocation dropped.
+   */
   const seen = new Map<string, number>()
   /** Ids whose publish failed, kept until Redis is back or their retention ends. */
   const pending = new Map<string, number>()
@@ -177,18 +186,14 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
   let subscribeGeneration = 0
   let announcedGeneration = 0
   let retryTimer: ReturnType<typeof setTimeout> | undefined
+  let subscribeTimer: ReturnType<typeof setTimeout> | undefined
   let resolveReady: () => void = () => {}
   const readyPromise = new Promise<void>((resolve) => {
     resolveReady = resolve
   })
 
-  const emit = (event: RedisBusEvent): void => {
-    try {
-      onEvent?.(event)
-    } catch {
-      // An observer's bug must not break revocation.
-    }
-  }
+  // An observer's bug (a throw, or an async one that rejects) must not break revocation.
+  const emit = (event: RedisBusEvent): void => callObserver(onEvent, event)
 
   const prune = (map: Map<string, number>, limit: number): void => {
     const t = now()
@@ -206,22 +211,23 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
   }
 
   const notify = (m2mTokenId: string): void => {
-    for (const listener of listeners) {
-      try {
-        listener(m2mTokenId)
-      } catch {
-        // One failing listener must not keep the others from evicting.
-      }
-    }
+    // One failing listener (sync or async) must not keep the others from evicting.
+    for (const listener of listeners) callObserver(listener, m2mTokenId)
+  }
+
+  /** Marks an entry handled; returns whether it was new. */
+  const see = (streamId: string, m2mTokenId: string): boolean => {
+    // Token ids have no spaces, so the pair cannot be forged from another split.
+    const entry = `${streamId} ${m2mTokenId}`
+    if (seen.has(entry)) return false
+    seen.set(entry, now() + retentionMs)
+    if (seen.size > MAX_REMEMBERED || seen.size % 1_000 === 0) prune(seen, MAX_REMEMBERED)
+    return true
   }
 
   /** Returns whether the entry was new. */
   const handle = (streamId: string | undefined, m2mTokenId: string): boolean => {
-    if (streamId !== undefined) {
-      if (seen.has(streamId)) return false
-      seen.set(streamId, now() + retentionMs)
-      if (seen.size > MAX_REMEMBERED || seen.size % 1_000 === 0) prune(seen, MAX_REMEMBERED)
-    }
+    if (streamId !== undefined && !see(streamId, m2mTokenId)) return false
     remember(m2mTokenId)
     notify(m2mTokenId)
     return true
@@ -239,19 +245,27 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
   })
 
   const record = async (m2mTokenId: string): Promise<string> => {
-    // MINID trims entries older than the retention; PEXPIRE drops the whole record after a
-    // quiet period. Both keep the record bounded without a cleanup job.
-    const minId = String(Math.max(0, now() - retentionMs))
     const streamId = await conn.run('publish', (c) =>
       hmacKey === undefined
-        ? c.xadd(recordKey, 'MINID', '~', minId, '*', 'id', m2mTokenId)
-        : c.xadd(recordKey, 'MINID', '~', minId, '*', 'id', m2mTokenId, 'mac', macOf(m2mTokenId)),
+        ? c.xadd(recordKey, '*', 'id', m2mTokenId)
+        : c.xadd(recordKey, '*', 'id', m2mTokenId, 'mac', macOf(m2mTokenId)),
     )
-    if (typeof streamId !== 'string') {
+    const addedAt = streamIdMs(streamId)
+    if (typeof streamId !== 'string' || addedAt === undefined) {
       throw new RedisTierError('command_failed', 'Redis publish: XADD returned no entry id')
     }
-    seen.set(streamId, now() + retentionMs)
-    await conn.run('publish', (c) => c.pexpire(recordKey, retentionMs))
+    // Handled here, so this instance does not hear its own message again. see() also prunes,
+    // which an instance that only publishes would otherwise never do.
+    see(streamId, m2mTokenId)
+    // MINID trims entries older than the retention, measured on Redis's clock (the new entry's
+    // id): a publisher whose clock runs ahead must not trim what others still need to read.
+    // PEXPIRE drops the whole record after a quiet period. Both keep the record bounded without
+    // a cleanup job; sent together, they cost one round trip.
+    const minId = String(Math.max(0, addedAt - retentionMs))
+    await Promise.all([
+      conn.run('publish', (c) => c.xtrim(recordKey, 'MINID', '~', minId)),
+      conn.run('publish', (c) => c.pexpire(recordKey, retentionMs)),
+    ])
     await conn.run('publish', (c) =>
       c.publish(
         channel,
@@ -281,7 +295,19 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
   const readRecord = async (): Promise<string[]> => {
     const replayed: string[] = []
     // First read: the whole retained window, so a new instance also knows recent revocations.
-    let start = cursor === undefined ? String(Math.max(0, now() - retentionMs)) : `(${cursor}`
+    // Stream ids are Redis's clock, so the window is too: a local clock ahead by the retention
+    // would otherwise read nothing.
+    let start: string
+    if (cursor === undefined) {
+      const [seconds, micros] = await conn.run('resync', (c) => c.time())
+      const redisNow = Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000)
+      if (!Number.isFinite(redisNow)) {
+        throw new RedisTierError('command_failed', 'Redis resync: TIME returned no time')
+      }
+      start = String(Math.max(0, redisNow - retentionMs))
+    } else {
+      start = `(${cursor}`
+    }
     for (;;) {
       const entries = await conn.run('resync', (c) =>
         c.xrange(recordKey, start, '+', 'COUNT', PAGE),
@@ -302,6 +328,9 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
   }
 
   const runResync = async (): Promise<number> => {
+    // What expired goes even on an instance that hears nothing new.
+    prune(seen, MAX_REMEMBERED)
+    prune(revoked, MAX_REMEMBERED)
     await flushPending()
     const replayed = await readRecord()
     if (replayed.length > 0) emit({ type: 'bus_replayed', ids: replayed })
@@ -352,16 +381,38 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
     return resyncing
   }
 
+  // A SUBSCRIBE can fail while the connection stays up (its reply came after the command
+  // timeout): no new 'ready' will come, so retry on a timer, backing off like resyncs.
+  let subscribeDelayMs = 250
+  const scheduleSubscribe = (): void => {
+    if (closed || subscribeTimer) return
+    subscribeTimer = setTimeout(() => {
+      subscribeTimer = undefined
+      if (!closed && !subscribed && sub.status === 'ready') void onSubReady()
+    }, subscribeDelayMs)
+    subscribeDelayMs = Math.min(subscribeDelayMs * 2, 5_000)
+    subscribeTimer.unref?.()
+  }
+  const cancelSubscribeRetry = (): void => {
+    if (subscribeTimer) clearTimeout(subscribeTimer)
+    subscribeTimer = undefined
+  }
+
   const onSubReady = async (): Promise<void> => {
+    cancelSubscribeRetry()
     try {
       // Resolves only after Redis registered the subscription (replies are in order), so the
       // record read below cannot miss a revocation that pub/sub would not deliver either.
       await sub.subscribe(channel)
     } catch (err) {
+      if (closed) return
       emit({ type: 'bus_resync_failed', message: messageOf(err) })
-      return // the next 'ready' retries
+      // Connection down: its next 'ready' retries. Still up: nothing else would.
+      if (sub.status === 'ready') scheduleSubscribe()
+      return
     }
     if (closed) return
+    subscribeDelayMs = 250
     subscribed = true
     subscribeGeneration += 1
     // A resync in flight may predate the subscription; the flag makes it run once more.
@@ -370,6 +421,7 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
   }
   sub.on('ready', () => void onSubReady())
   sub.on('close', () => {
+    cancelSubscribeRetry()
     if (subscribed && !closed) {
       subscribed = false
       emit({ type: 'bus_disconnected' })
@@ -430,6 +482,7 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
       listeners.clear()
       if (interval) clearInterval(interval)
       if (retryTimer) clearTimeout(retryTimer)
+      cancelSubscribeRetry()
       await resyncing?.catch(() => {})
       await Promise.all([quit(sub), conn.close()])
     },
@@ -438,6 +491,12 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : 'unknown error'
+}
+
+/** The milliseconds part of a stream id (`<ms>-<seq>`), Redis's clock when it was added. */
+function streamIdMs(streamId: string | null): number | undefined {
+  const match = streamId === null ? null : /^(\d+)-\d+$/.exec(streamId)
+  return match ? Number(match[1]) : undefined
 }
 
 function fieldValue(fields: string[], name: string): string | undefined {

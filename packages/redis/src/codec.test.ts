@@ -18,6 +18,7 @@ const entry: CachedVerification = {
     claims: { nested: { ok: true } },
     expiration: null,
   },
+  verifiedAt: 1_899_999_970_000,
   expiresAt: 1_900_000_000_000,
 }
 
@@ -33,7 +34,7 @@ describe('codec', () => {
       fc.property(
         fc.oneof(
           fc.string(),
-          fc.json().map((j) => `m2mg1.-.${j}`),
+          fc.json().map((j) => `m2mg2.-.${j}`),
         ),
         (raw) => {
           try {

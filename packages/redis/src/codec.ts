@@ -3,12 +3,12 @@ import { type CachedVerification, decodeCachedAuth } from '@m2m-guard/core'
 import { RedisTierError } from './errors.js'
 
 /**
- * Wire format of a stored value: `m2mg1.<mac>.<json>`, where `<mac>` is the base64url
+ * Wire format of a stored value: `m2mg2.<mac>.<json>`, where `<mac>` is the base64url
  * HMAC-SHA256 of `<key>\n<json>` when an `hmacKey` is set, else `-`. The version prefix makes a
  * foreign value (another app's key under our prefix) a miss instead of a guess; binding the MAC
  * to the key stops a valid identity from being copied under the hash of another token.
  */
-const VERSION = 'm2mg1'
+const VERSION = 'm2mg2'
 
 /** @internal */
 export interface CodecOptions {
@@ -22,7 +22,11 @@ function mac(hmacKey: string, key: string, json: string): string {
 
 /** @internal Serialises an entry; throws `value_too_large` past the bound. */
 export function encodeEntry(key: string, entry: CachedVerification, options: CodecOptions): string {
-  const json = JSON.stringify({ auth: entry.auth, expiresAt: entry.expiresAt })
+  const json = JSON.stringify({
+    auth: entry.auth,
+    verifiedAt: entry.verifiedAt,
+    expiresAt: entry.expiresAt,
+  })
   const value = `${VERSION}.${options.hmacKey ? mac(options.hmacKey, key, json) : '-'}.${json}`
   if (Buffer.byteLength(value) > options.maxValueBytes) {
     throw new RedisTierError(
@@ -69,9 +73,13 @@ export function decodeEntry(key: string, raw: string, options: CodecOptions): Ca
   if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
     throw invalid('has no valid expiresAt')
   }
+  const verifiedAt = parsed['verifiedAt']
+  if (typeof verifiedAt !== 'number' || !Number.isFinite(verifiedAt)) {
+    throw invalid('has no valid verifiedAt')
+  }
   const auth = decodeCachedAuth(parsed['auth'])
   if (!auth) throw invalid('has no valid identity')
-  return { auth, expiresAt }
+  return { auth, verifiedAt, expiresAt }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -113,6 +113,7 @@ export function openConnection(options: RedisConnectionOptions, who: string): Co
       // A client that is not ready would queue the command (user clients may keep the offline
       // queue on): answer "unavailable" now and let the request go upstream.
       if (client.status !== 'ready') {
+        connectIfLazy(client)
         throw new RedisTierError(
           'unavailable',
           `Redis ${operation}: connection is ${client.status}; treated as a miss`,
@@ -154,6 +155,14 @@ export function openConnection(options: RedisConnectionOptions, who: string): Co
       if (owned) await quit(client)
     },
   }
+}
+
+/**
+ * @internal Starts connecting a `lazyConnect` client, which otherwise waits for a first command
+ * that the tier never sends to a client that is not ready. Failures surface as later misses.
+ */
+export function connectIfLazy(client: RedisClient): void {
+  if (client.status === 'wait') client.connect().catch(() => {})
 }
 
 /** @internal Closes a connection the tier owns: QUIT when it can, else drop the socket. */

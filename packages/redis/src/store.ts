@@ -3,7 +3,7 @@ import type { RedisRevocationBus } from './bus.js'
 import { decodeEntry, encodeEntry } from './codec.js'
 import { type Connection, openConnection, type RedisConnectionOptions } from './connection.js'
 import { RedisTierError } from './errors.js'
-import { checkPrefix, DEFAULT_PREFIX, looksLikeRawToken } from './names.js'
+import { checkPrefix, DEFAULT_PREFIX, isTokenId, looksLikeRawToken } from './names.js'
 
 /**
  * Options of `redisCacheStore`.
@@ -99,6 +99,18 @@ export function redisCacheStore(options: RedisCacheStoreOptions): RedisCacheStor
   }
   const now = options.now ?? Date.now
   const bus = options.revocationBus
+  // Another bus (core's memory bus) has no retentionMs: every write's TTL would be NaN and
+  // silently skipped. Only a bus every instance shares through Redis makes sense here anyway.
+  if (
+    bus !== undefined &&
+    (typeof bus.isRevoked !== 'function' ||
+      typeof bus.subscribe !== 'function' ||
+      !(typeof bus.retentionMs === 'number' && bus.retentionMs > 0))
+  ) {
+    throw new TypeError(
+      `${who}: revocationBus must be a redisRevocationBus (isRevoked, subscribe and a positive retentionMs)`,
+    )
+  }
   const codec = { hmacKey, maxValueBytes }
   const conn: Connection = openConnection(options, who)
 
@@ -164,6 +176,9 @@ export function redisCacheStore(options: RedisCacheStoreOptions): RedisCacheStor
     },
     async set(key: string, value: CachedVerification, ttlMs: number): Promise<void> {
       const k = valueKey(key)
+      // A JWT without `jti` has no id: its value would not decode, and every such key would
+      // pile into one index set `{prefix}:id:`. Not shared; the in-process cache still has it.
+      if (!isTokenId(value.auth.id)) return
       if (bus?.isRevoked(value.auth.id)) return
       const t = now()
       const px = Math.floor(
@@ -176,7 +191,11 @@ export function redisCacheStore(options: RedisCacheStoreOptions): RedisCacheStor
       )
       // Nothing left to share (or a NaN ttl): storing would outlive the entry or the token.
       if (!(px >= 1)) return
-      const encoded = encodeEntry(key, { auth: value.auth, expiresAt: value.expiresAt }, codec)
+      const encoded = encodeEntry(
+        key,
+        { auth: value.auth, verifiedAt: value.verifiedAt, expiresAt: value.expiresAt },
+        codec,
+      )
       // Index first: a revocation that finds the value also finds it in the index.
       await conn.run('set', (c) => c.eval(INDEX_SCRIPT, 1, indexKey(value.auth.id), k, px))
       await conn.run('set', (c) => c.set(k, encoded, 'PX', px))

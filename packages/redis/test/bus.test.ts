@@ -1,3 +1,4 @@
+import { connect, createServer, type Socket } from 'node:net'
 import type { M2MAuth } from '@m2m-guard/core'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +15,7 @@ import { authOf, tokenId } from './support/fixtures.js'
 import {
   type CuttableProxy,
   eventually,
+  freePort,
   type RedisServer,
   skipRedis,
   startProxy,
@@ -24,6 +26,59 @@ const id = tokenId
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const auth = (m2mTokenId: string): M2MAuth => authOf(m2mTokenId)
+
+/** Rejects when `promise` has not settled within `ms` (a hung `ready()` fails, not times out). */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * A proxy in front of Redis that holds Redis's answers for `delayMs` after the first SUBSCRIBE
+ * it forwards: a reply slower than the command timeout while the connection stays up.
+ */
+async function startSlowSubscribeProxy(
+  targetPort: number,
+  delayMs: number,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>()
+  let delayed = false
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1')
+    let holdUntil = 0
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.once('close', () => sockets.delete(s))
+      s.on('error', () => {})
+    }
+    client.on('data', (data: Buffer) => {
+      if (!delayed && /subscribe/i.test(data.toString())) {
+        delayed = true
+        holdUntil = Date.now() + delayMs
+      }
+      upstream.write(data)
+    })
+    upstream.on('data', (data: Buffer) => {
+      const wait = holdUntil - Date.now()
+      if (wait > 0) setTimeout(() => client.write(data), wait)
+      else client.write(data)
+    })
+    client.once('close', () => upstream.destroy())
+    upstream.once('close', () => client.destroy())
+  })
+  const port = await freePort()
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async close() {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
 
 describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
   let server: RedisServer
@@ -49,6 +104,8 @@ describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
   beforeAll(async () => {
     server = await startRedisServer()
     raw = new Redis(server.url)
+    // The "Redis down" tests kill the server under it: that is expected, not noise to print.
+    raw.on('error', () => {})
   })
   afterEach(async () => {
     await Promise.all(closers.splice(0).map((c) => c.close()))
@@ -179,7 +236,11 @@ describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
     closers.push(storeA, storeB)
     await Promise.all([a.ready(), b.ready()])
     const key = `ns:${'h'.repeat(43)}`
-    await storeA.set(key, { auth: auth(id(8)), expiresAt: Date.now() + 30_000 }, 30_000)
+    await storeA.set(
+      key,
+      { auth: auth(id(8)), verifiedAt: Date.now(), expiresAt: Date.now() + 30_000 },
+      30_000,
+    )
     expect(await storeB.get(key)).toBeDefined()
 
     await a.publish(id(8))
@@ -189,7 +250,11 @@ describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
     expect(await storeB.get(key)).toBeUndefined()
     await eventually(async () => expect(await raw.exists(`m2m-guard:v:${key}`)).toBe(0))
     // Nor can a late writer (a verification that started before the revocation) put it back.
-    await storeB.set(key, { auth: auth(id(8)), expiresAt: Date.now() + 30_000 }, 30_000)
+    await storeB.set(
+      key,
+      { auth: auth(id(8)), verifiedAt: Date.now(), expiresAt: Date.now() + 30_000 },
+      30_000,
+    )
     expect(await raw.exists(`m2m-guard:v:${key}`)).toBe(0)
   })
 
@@ -199,7 +264,11 @@ describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
     closers.push(store)
     await a.ready()
     const key = `ns:${'r'.repeat(43)}`
-    await store.set(key, { auth: auth(id(9)), expiresAt: Date.now() + 60_000 }, 60_000)
+    await store.set(
+      key,
+      { auth: auth(id(9)), verifiedAt: Date.now(), expiresAt: Date.now() + 60_000 },
+      60_000,
+    )
     const ttl = await raw.pttl(`m2m-guard:v:${key}`)
     expect(ttl).toBeGreaterThan(0)
     expect(ttl).toBeLessThanOrEqual(5_000)
@@ -226,6 +295,165 @@ describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
     expect(b.heard).toEqual([id(4)])
     expect(b.events).toContainEqual({ type: 'bus_unauthenticated', source: 'message' })
     for (const forged of [id(1), id(2), id(3)]) expect(b.isRevoked(forged)).toBe(false)
+  })
+
+  /**
+   * What someone who can PUBLISH but has no hmacKey can do: replay an authentic (id, mac) pair,
+   * readable in the record, under every stream id `<ms>-0` of the next `spanMs` of Redis's clock.
+   * Returns those stream ids.
+   */
+  const forgeFutureStreamIds = async (spanMs: number): Promise<Set<string>> => {
+    const [first] = await raw.xrange('m2m-guard:revoked', '-', '+', 'COUNT', 1)
+    const fields = first?.[1] ?? []
+    const replayed = fields[fields.indexOf('id') + 1]
+    const mac = fields[fields.indexOf('mac') + 1]
+    const [seconds, micros] = await raw.time()
+    const start = Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000)
+    const sids = new Set<string>()
+    const pipeline = raw.pipeline()
+    for (let ms = start; ms < start + spanMs; ms++) {
+      const sid = `${ms}-0`
+      sids.add(sid)
+      pipeline.publish('m2m-guard:revocations', JSON.stringify({ v: 1, sid, id: replayed, mac }))
+    }
+    await pipeline.exec()
+    return sids
+  }
+  const newestStreamId = async (): Promise<string | undefined> =>
+    (await raw.xrevrange('m2m-guard:revoked', '+', '-', 'COUNT', 1))[0]?.[0]
+
+  it('with an hmacKey, replayed messages under future stream ids do not hide a revocation', async () => {
+    const secret = 'k'.repeat(40)
+    const a = bus({ hmacKey: secret })
+    const b = bus({ hmacKey: secret, resyncIntervalMs: 0 })
+    await Promise.all([a.ready(), b.ready()])
+    await a.publish(id(1)) // a legitimate revocation whose (id, mac) the record now shows
+    await eventually(() => expect(b.heard).toContain(id(1)))
+    const forged = await forgeFutureStreamIds(3_000)
+
+    await a.publish(id(2))
+    // The real revocation got a stream id the forger had already used (else the test proves nothing).
+    expect(forged.has((await newestStreamId()) ?? '')).toBe(true)
+    await eventually(() => expect(b.isRevoked(id(2))).toBe(true), 2_000)
+    expect(b.heard).toContain(id(2))
+  })
+
+  it('with an hmacKey, replayed messages under future stream ids do not hide a record entry', async () => {
+    const secret = 'k'.repeat(40)
+    const proxy = await startProxy(server.port)
+    closers.push(proxy)
+    const a = bus({ hmacKey: secret })
+    const b = bus({ hmacKey: secret, url: proxy.url, resyncIntervalMs: 0 })
+    await Promise.all([a.ready(), b.ready()])
+    await a.publish(id(1))
+    await eventually(() => expect(b.heard).toContain(id(1)))
+    const forged = await forgeFutureStreamIds(5_000)
+    await sleep(100) // B has taken in the forged messages
+
+    // B is away when the real revocation goes out: only the record can tell it.
+    proxy.cut()
+    await eventually(() => expect(b.events.map((e) => e.type)).toContain('bus_disconnected'))
+    await a.publish(id(2))
+    expect(forged.has((await newestStreamId()) ?? '')).toBe(true)
+    proxy.restore()
+    await eventually(() => expect(b.isRevoked(id(2))).toBe(true), 10_000)
+    expect(b.events).toContainEqual({ type: 'bus_replayed', ids: [id(2)] })
+  })
+
+  it('an async onEvent or listener that rejects neither crashes the process nor stops the others', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const a = redisRevocationBus({
+        url: server.url,
+        commandTimeoutMs: 2_000,
+        onEvent: async (event) => {
+          throw new Error(`observer failed on ${event.type}`)
+        },
+      })
+      closers.push(a)
+      const heard: string[] = []
+      a.subscribe(async () => {
+        throw new Error('listener failed')
+      })
+      a.subscribe((m2mTokenId) => heard.push(m2mTokenId))
+      await a.ready() // emitted bus_subscribed
+      await a.publish(id(1)) // called both listeners
+      await sleep(50) // Node reports an unhandled rejection once the microtasks have run
+      expect(heard).toEqual([id(1)])
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
+  it('a SUBSCRIBE that times out while the connection stays up is retried', async () => {
+    const proxy = await startSlowSubscribeProxy(server.port, 1_500)
+    closers.push(proxy)
+    // ioredis's own deadline (300 + 100 ms) rejects the SUBSCRIBE; the socket stays up.
+    const b = bus({ url: proxy.url, commandTimeoutMs: 300, resyncIntervalMs: 200 })
+    await within(b.ready(), 10_000, 'ready()')
+    expect(b.events[0]).toMatchObject({ type: 'bus_resync_failed', message: 'Command timed out' })
+    expect(b.events).toContainEqual({ type: 'bus_subscribed', replayed: 0 })
+    // Subscribed for real: the periodic read runs and catches a message pub/sub never carried.
+    await raw.xadd('m2m-guard:revoked', '*', 'id', id(1))
+    await eventually(() => expect(b.heard).toEqual([id(1)]), 3_000)
+  })
+
+  it("trims the record on Redis's clock: a publisher clock ahead by the retention keeps it", async () => {
+    const retentionMs = 5_000
+    const ahead = () => Date.now() + 2 * retentionMs
+    const a = bus({ retentionMs, now: ahead })
+    const b = bus({ retentionMs })
+    await Promise.all([a.ready(), b.ready()])
+    await b.publish(id(1))
+    await a.publish(id(2))
+    const entries = await raw.xrange('m2m-guard:revoked', '-', '+')
+    expect(entries.map(([, fields]) => fields)).toEqual([
+      ['id', id(1)],
+      ['id', id(2)],
+    ])
+    // A new instance whose clock is as far ahead still reads the retained window.
+    const late = bus({ retentionMs, now: ahead })
+    await late.ready()
+    expect(late.heard).toEqual([id(1), id(2)])
+  })
+
+  it('forgets the stream ids it published once the retention is over', async () => {
+    // An instance that only publishes never hears a new entry; it must still prune.
+    let clock = Date.now()
+    const a = bus({ retentionMs: 1_000, resyncIntervalMs: 100, now: () => clock })
+    await a.ready()
+    await a.publish(id(1))
+    const sid = await newestStreamId()
+    await sleep(100)
+    const echo = JSON.stringify({ v: 1, sid, id: id(1) })
+    await raw.publish('m2m-guard:revocations', echo)
+    await sleep(100)
+    expect(a.heard).toEqual([id(1)]) // its own entry, still remembered
+
+    clock += 2_000
+    await sleep(300) // a periodic read has run
+    await raw.publish('m2m-guard:revocations', echo)
+    // Forgotten: the same entry is news again (what memory holds past the retention is a leak).
+    await eventually(() => expect(a.heard).toEqual([id(1), id(1)]))
+  })
+
+  it('connects a lazyConnect client and its subscriber connection', async () => {
+    const client = new Redis(server.url, { lazyConnect: true })
+    client.on('error', () => {})
+    try {
+      const a = bus({ client })
+      await within(a.ready(), 5_000, 'ready()')
+      const b = bus()
+      await b.ready()
+      await eventually(() => a.publish(id(1)))
+      await eventually(() => expect(b.heard).toEqual([id(1)]))
+      await a.close()
+    } finally {
+      client.disconnect()
+    }
   })
 
   it('validates its options and ids', async () => {

@@ -1,7 +1,12 @@
-import type { CachedVerification, M2MAuth } from '@m2m-guard/core'
+import { type CachedVerification, type M2MAuth, memoryRevocationBus } from '@m2m-guard/core'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type RedisCacheStore, RedisTierError, redisCacheStore } from '../src/index.js'
+import {
+  type RedisCacheStore,
+  type RedisRevocationBus,
+  RedisTierError,
+  redisCacheStore,
+} from '../src/index.js'
 import { authOf } from './support/fixtures.js'
 import {
   eventually,
@@ -22,7 +27,8 @@ function auth(overrides: Partial<M2MAuth> = {}): M2MAuth {
 }
 
 function entry(overrides: Partial<M2MAuth> = {}, expiresIn = 30_000): CachedVerification {
-  return { auth: auth(overrides), expiresAt: Date.now() + expiresIn }
+  const now = Date.now()
+  return { auth: auth(overrides), verifiedAt: now, expiresAt: now + expiresIn }
 }
 
 /** A verifier-shaped key: namespace plus a base64url SHA-256, never a token. */
@@ -52,6 +58,8 @@ describe.skipIf(skipRedis)('redisCacheStore against redis-server', () => {
   beforeAll(async () => {
     server = await startRedisServer()
     raw = new Redis(server.url, { lazyConnect: true })
+    // The "Redis down" tests kill the server under it: that is expected, not noise to print.
+    raw.on('error', () => {})
     await raw.connect()
   })
   afterEach(async () => {
@@ -131,26 +139,35 @@ describe.skipIf(skipRedis)('redisCacheStore against redis-server', () => {
 
   it.each([
     ['garbage', 'not a value'],
-    ['unknown version', `m2mg9.-.${JSON.stringify({ auth: auth(), expiresAt: Date.now() + 1e4 })}`],
-    ['broken JSON', 'm2mg1.-.{"auth":'],
-    ['foreign JSON', 'm2mg1.-.{"user":"admin","admin":true}'],
+    [
+      'unknown version',
+      `m2mg9.-.${JSON.stringify({ auth: auth(), verifiedAt: Date.now(), expiresAt: Date.now() + 1e4 })}`,
+    ],
+    ['broken JSON', 'm2mg2.-.{"auth":'],
+    ['foreign JSON', 'm2mg2.-.{"user":"admin","admin":true}'],
     [
       'wrong token type',
-      `m2mg1.-.${JSON.stringify({ auth: { ...auth(), tokenType: 'session' }, expiresAt: Date.now() + 1e4 })}`,
+      `m2mg2.-.${JSON.stringify({ auth: { ...auth(), tokenType: 'session' }, verifiedAt: Date.now(), expiresAt: Date.now() + 1e4 })}`,
     ],
     [
       'scopes not a list',
-      `m2mg1.-.${JSON.stringify({ auth: { ...auth(), scopes: 'mch_service' }, expiresAt: Date.now() + 1e4 })}`,
+      `m2mg2.-.${JSON.stringify({ auth: { ...auth(), scopes: 'mch_service' }, verifiedAt: Date.now(), expiresAt: Date.now() + 1e4 })}`,
     ],
     [
       // Any JSON value is a valid claims value (the API allows it), but it must be there.
       'claims missing',
-      `m2mg1.-.${JSON.stringify({ auth: { ...auth(), claims: undefined }, expiresAt: Date.now() + 1e4 })}`,
+      `m2mg2.-.${JSON.stringify({ auth: { ...auth(), claims: undefined }, verifiedAt: Date.now(), expiresAt: Date.now() + 1e4 })}`,
     ],
-    ['no expiresAt', `m2mg1.-.${JSON.stringify({ auth: auth() })}`],
+    ['no expiresAt', `m2mg2.-.${JSON.stringify({ auth: auth(), verifiedAt: Date.now() })}`],
+    ['no verifiedAt', `m2mg2.-.${JSON.stringify({ auth: auth(), expiresAt: Date.now() + 1e4 })}`],
+    [
+      // The format before verifiedAt: its age is unknown, so it cannot be trusted.
+      'the previous format',
+      `m2mg1.-.${JSON.stringify({ auth: auth(), expiresAt: Date.now() + 1e4 })}`,
+    ],
     [
       'oversized',
-      `m2mg1.-.${JSON.stringify({ auth: { ...auth(), claims: { blob: 'x'.repeat(40_000) } }, expiresAt: Date.now() + 1e4 })}`,
+      `m2mg2.-.${JSON.stringify({ auth: { ...auth(), claims: { blob: 'x'.repeat(40_000) } }, verifiedAt: Date.now(), expiresAt: Date.now() + 1e4 })}`,
     ],
   ])(
     'a corrupted or foreign value (%s) is an invalid_value miss, never an identity',
@@ -167,8 +184,12 @@ describe.skipIf(skipRedis)('redisCacheStore against redis-server', () => {
   it('drops unknown fields of a stored identity', async () => {
     const store = open()
     await eventually(() => store.get(key(1)))
-    const value = { auth: { ...auth(), isAdmin: true }, expiresAt: Date.now() + 10_000 }
-    await raw.set(`m2m-guard:v:${key(1)}`, `m2mg1.-.${JSON.stringify(value)}`)
+    const value = {
+      auth: { ...auth(), isAdmin: true },
+      verifiedAt: Date.now(),
+      expiresAt: Date.now() + 10_000,
+    }
+    await raw.set(`m2m-guard:v:${key(1)}`, `m2mg2.-.${JSON.stringify(value)}`)
     const got = await store.get(key(1))
     expect(got?.auth).not.toHaveProperty('isAdmin')
     expect(got?.auth.subject).toBe('mch_caller')
@@ -228,6 +249,46 @@ describe.skipIf(skipRedis)('redisCacheStore against redis-server', () => {
     expect(() => redisCacheStore({ url: server.url, commandTimeoutMs: 0 })).toThrow(
       /commandTimeoutMs/,
     )
+  })
+
+  it('refuses a revocationBus that is not a redisRevocationBus', () => {
+    // Core's memory bus has no retentionMs: every write would be skipped without a word.
+    const memory = memoryRevocationBus() as unknown as RedisRevocationBus
+    expect(() => redisCacheStore({ url: server.url, revocationBus: memory })).toThrow(
+      /revocationBus/,
+    )
+    const noRetention = { ...memory, isRevoked: () => false, retentionMs: Number.NaN }
+    expect(() => redisCacheStore({ url: server.url, revocationBus: noRetention })).toThrow(
+      /revocationBus/,
+    )
+  })
+
+  it('does not share an identity without a token id (a JWT without jti)', async () => {
+    const store = open()
+    await eventually(() => store.get(key(1)))
+    await store.set(key(1), entry({ format: 'jwt', id: '' }), 30_000)
+    await store.set(key(2), entry({ format: 'jwt', id: '' }), 30_000)
+    // Neither an undecodable value nor one index set `m2m-guard:id:` shared by every such key.
+    expect(await raw.dbsize()).toBe(0)
+    await store.set(key(3), entry(), 30_000)
+    expect(await store.get(key(3))).toBeDefined()
+  })
+
+  it('connects a lazyConnect client, its own or one from url + redisOptions', async () => {
+    const client = new Redis(server.url, { lazyConnect: true })
+    client.on('error', () => {})
+    try {
+      const shared = open({ client })
+      const owned = open({ redisOptions: { lazyConnect: true } })
+      // The first command answers unavailable and starts connecting; later ones go through.
+      for (const store of [shared, owned]) {
+        await eventually(() => store.set(key(1), entry(), 30_000))
+        expect(await store.get(key(1))).toBeDefined()
+      }
+    } finally {
+      await Promise.all(stores.splice(0).map((s) => s.close()))
+      client.disconnect()
+    }
   })
 
   it('a Redis that stops answering times out, then fails fast while cooling down', async () => {

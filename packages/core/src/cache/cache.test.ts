@@ -42,6 +42,7 @@ const value = (expiresAt: number): CachedVerification => ({
     claims: null,
     expiration: expiresAt,
   },
+  verifiedAt: expiresAt - 30_000,
   expiresAt,
 })
 

@@ -30,10 +30,17 @@ export interface M2MAuth<Claims extends M2MClaims = M2MClaims> {
  * A cached verification result, as kept by a `CacheStore`.
  *
  * @example
- * const entry: CachedVerification = { auth, expiresAt: Date.now() + 30_000 }
+ * const now = Date.now()
+ * const entry: CachedVerification = { auth, verifiedAt: now, expiresAt: now + 30_000 }
  */
 export interface CachedVerification {
   auth: M2MAuth
+  /**
+   * When the token was verified (upstream or by its JWT signature), in ms since the epoch. A
+   * verifier reading the entry from a shared store ages it from here against its own `ttlMs`,
+   * which may be shorter than the writer's.
+   */
+  verifiedAt: number
   /** When this entry stops being valid, in ms since the epoch; never past the token's expiry. */
   expiresAt: number
 }

@@ -1081,6 +1081,107 @@ describe('revoke, invalidate, revocation bus, shared store', () => {
     expect(events).toContainEqual({ type: 'cache_hit', id, tier: 'store' })
   })
 
+  test("a shared entry is aged from its verification against the reader's own ttlMs", async () => {
+    // One store, two routes: a lax writer (60 s) and a strict reader (1 s). The strict one must
+    // not accept, 2 s later, what the lax one verified: its ttlMs is its revocation bound.
+    const store = memoryCacheStore({ now: fx.clock.now })
+    const { token } = await mint()
+    const lax = fx.verifier({ cache: { ttlMs: 60_000, store } })
+    await lax.verify(token)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    fx.clock.advance(2_000)
+    const strictEvents: M2MEvent[] = []
+    const strict = fx.verifier({
+      cache: { ttlMs: 1_000, store },
+      onEvent: (e) => strictEvents.push(e),
+    })
+    let before = fx.upstreamVerifies()
+    await strict.verify(token)
+    expect(fx.upstreamVerifies() - before).toBe(1)
+    expect(strictEvents.some((e) => e.type === 'cache_hit')).toBe(false)
+
+    // A reader with the same ttlMs takes the entry, but only for what is left of it: it is
+    // 2 s old, so 58 s more, not 60.
+    const peer = fx.verifier({ cache: { ttlMs: 60_000, store } })
+    before = fx.upstreamVerifies()
+    await peer.verify(token)
+    expect(fx.upstreamVerifies() - before).toBe(0)
+    fx.clock.advance(58_000)
+    await peer.verify(token)
+    expect(fx.upstreamVerifies() - before).toBe(1)
+  })
+
+  test('a JWT without jti is cached in memory but not written to the shared store', async () => {
+    // Without an id no instance could revoke it by id, and the stores' decoders refuse it.
+    const { publicKey, privateKey } = await generateKeyPair('RS256')
+    const writes: string[] = []
+    const inner = memoryCacheStore({ now: fx.clock.now })
+    const store: CacheStore = {
+      get: (k) => inner.get(k),
+      set(k, v, ttl) {
+        writes.push(v.auth.format)
+        inner.set(k, v, ttl)
+      },
+      delete: (k) => inner.delete(k),
+    }
+    const verifier = fx.verifier({ jwt: { jwtKey: await exportSPKI(publicKey) }, cache: { store } })
+    const nowS = Math.floor(fx.clock.t / 1000)
+    const jwt = await new SignJWT({ scopes: fx.service.id })
+      .setProtectedHeader({ alg: 'RS256', cat: M2M_JWT_CATEGORY })
+      .setSubject(fx.caller.id)
+      .setIssuedAt(nowS)
+      .setExpirationTime(nowS + 3600)
+      .sign(privateKey)
+    seenSecrets.add(jwt)
+    expect((await verifier.verify(jwt)).id).toBe('')
+    await verifier.verify((await mint()).token)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(writes).toEqual(['opaque'])
+    expect(verifier.stats().entries).toBe(2)
+  })
+
+  test('ttlMs 0 turns the shared tier off too: nothing read, nothing written', async () => {
+    const calls: string[] = []
+    const inner = memoryCacheStore({ now: fx.clock.now })
+    const store: CacheStore = {
+      get(k) {
+        calls.push('get')
+        return inner.get(k)
+      },
+      set(k, v, ttl) {
+        calls.push('set')
+        inner.set(k, v, ttl)
+      },
+      delete(k) {
+        calls.push('delete')
+        inner.delete(k)
+      },
+    }
+    const { token } = await mint()
+    await fx.verifier({ cache: { store } }).verify(token)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    calls.length = 0
+    const uncached = fx.verifier({ cache: { ttlMs: 0, store } })
+    const before = fx.upstreamVerifies()
+    await uncached.verify(token)
+    await uncached.verify(token)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(fx.upstreamVerifies() - before).toBe(2)
+    expect(calls).toEqual([])
+  })
+
+  test('a shared entry from a clock well ahead of ours is a miss, not a longer life', async () => {
+    const store = memoryCacheStore({ now: fx.clock.now })
+    const { token } = await mint()
+    const ahead = fx.verifier({ cache: { store }, now: () => fx.clock.now() + 60_000 })
+    await ahead.verify(token)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(store.size).toBe(1)
+    const before = fx.upstreamVerifies()
+    await fx.verifier({ cache: { store } }).verify(token)
+    expect(fx.upstreamVerifies() - before).toBe(1)
+  })
+
   test('store keys are namespaced hashes, never the token', async () => {
     const keys: string[] = []
     const inner = memoryCacheStore()
@@ -1103,7 +1204,7 @@ describe('revoke, invalidate, revocation bus, shared store', () => {
     await new Promise((resolve) => setTimeout(resolve, 0))
     expect(keys.length).toBeGreaterThan(0)
     for (const k of keys) {
-      expect(k).toMatch(/^m2m-guard:v1:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{43}$/)
+      expect(k).toMatch(/^m2m-guard:v2:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{43}$/)
       expect(k.includes(token.slice(3))).toBe(false)
     }
   })
@@ -1264,12 +1365,15 @@ describe('hostile or failing surroundings (red-team findings)', () => {
       claims: null,
       expiration: null,
     }
+    const t = fx.clock.t
     const values = [
-      { auth: good, expiresAt: Number.NaN },
-      { auth: { ...good, expiration: Number.NaN }, expiresAt: fx.clock.t + 60_000 },
-      { auth: { ...good, claims: undefined }, expiresAt: fx.clock.t + 60_000 },
-      { auth: { ...good, scopes: [null] }, expiresAt: fx.clock.t + 60_000 },
-      { auth: { ...good, subject: 'not-a-machine' }, expiresAt: fx.clock.t + 60_000 },
+      { auth: good, verifiedAt: t, expiresAt: Number.NaN },
+      { auth: good, verifiedAt: Number.NaN, expiresAt: t + 60_000 },
+      { auth: good, expiresAt: t + 60_000 },
+      { auth: { ...good, expiration: Number.NaN }, verifiedAt: t, expiresAt: t + 60_000 },
+      { auth: { ...good, claims: undefined }, verifiedAt: t, expiresAt: t + 60_000 },
+      { auth: { ...good, scopes: [null] }, verifiedAt: t, expiresAt: t + 60_000 },
+      { auth: { ...good, subject: 'not-a-machine' }, verifiedAt: t, expiresAt: t + 60_000 },
     ]
     for (const value of values) {
       const events: M2MEvent[] = []

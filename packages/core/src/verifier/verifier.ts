@@ -27,6 +27,8 @@ const DEFAULT_MAX_QUEUED = 256
 const DEFAULT_BREAKER_THRESHOLD = 5
 const DEFAULT_BREAKER_OPEN_MS = 5_000
 const DEFAULT_CLOCK_SKEW_MS = 5_000
+/** How far ahead of ours another instance's clock may be before its store entries are refused. */
+const MAX_STORE_CLOCK_AHEAD_MS = 1_000
 /** Retry-After for a 503 when nothing better is known (no upstream Retry-After, breaker closed). */
 const DEFAULT_RETRY_AFTER_MS = 1_000
 /** Revoked ids are remembered at least this long, and never less than an entry can live. */
@@ -147,10 +149,17 @@ function isM2MToken(value: unknown): value is M2MToken {
 }
 
 /** The envelope of a store value; its `auth` is then checked by `decodeCachedAuth`. */
-function isStoredShape(value: unknown): value is { auth: unknown; expiresAt: number } {
-  const v = value as { expiresAt?: unknown } | null
-  // A NaN or infinite expiry would never compare as past: such an entry would live for ever.
-  return typeof v === 'object' && v !== null && Number.isFinite(v.expiresAt)
+function isStoredShape(
+  value: unknown,
+): value is { auth: unknown; verifiedAt: number; expiresAt: number } {
+  const v = value as { expiresAt?: unknown; verifiedAt?: unknown } | null
+  // A NaN or infinite time would never compare as past: such an entry would live for ever.
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Number.isFinite(v.expiresAt) &&
+    Number.isFinite(v.verifiedAt)
+  )
 }
 
 /** Pools of subjects and scope lists: a fleet has few machines, a cache many tokens. */
@@ -387,8 +396,8 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       const hashed = sha256(`${client.apiUrl}\n${client.keyFingerprint}`)
       storePrefix =
         typeof hashed === 'string'
-          ? `m2m-guard:v1:${hashed.slice(0, 16)}:`
-          : hashed.then((d) => (storePrefix = `m2m-guard:v1:${d.slice(0, 16)}:`))
+          ? `m2m-guard:v2:${hashed.slice(0, 16)}:`
+          : hashed.then((d) => (storePrefix = `m2m-guard:v2:${d.slice(0, 16)}:`))
     }
     return storePrefix
   }
@@ -433,8 +442,10 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       positive.set(key, entry)
       // JWTs without a jti have no id to revoke by; indexing '' would only grow one list.
       if (auth.id !== '') index(auth.id, key)
-      if (store !== undefined && source !== 'store') {
-        const value: CachedVerification = { auth, expiresAt: freshUntil }
+      if (store !== undefined && source !== 'store' && auth.id !== '') {
+        // Without an id the entry could not be revoked in other instances, and the stores'
+        // decoders refuse it: writing it would only cost a (billed) write per verification.
+        const value: CachedVerification = { auth, verifiedAt: t, expiresAt: freshUntil }
         storeKey(key)
           .then((k) => store.set(k, value, freshUntil - t))
           .catch((err: unknown) => storeError('set', err))
@@ -465,8 +476,13 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
       storeError('get', new TypeError('store returned a malformed entry'))
       return undefined
     }
-    const { expiresAt } = stored
     const t = now()
+    // Aged from its verification, against this verifier's own ttlMs: a writer with a longer ttlMs
+    // must not stretch this one's revocation bound. An entry from a clock well ahead is refused
+    // rather than trusted for the size of the gap.
+    const { verifiedAt } = stored
+    if (t - verifiedAt >= ttlMs || verifiedAt - t > MAX_STORE_CLOCK_AHEAD_MS) return undefined
+    const expiresAt = Math.min(stored.expiresAt, verifiedAt + ttlMs)
     if (t >= expiresAt || (auth.expiration !== null && t >= auth.expiration)) return undefined
     if (isRevoked(auth.id)) {
       // The store is shared and may lag behind the bus; a revoked id wins.
@@ -669,7 +685,9 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     format: 'opaque' | 'jwt',
   ): Promise<Outcome> {
     try {
-      if (store !== undefined) {
+      // ttlMs 0 turns caching off, the shared tier included: entries other verifiers wrote there
+      // are older than 0 ms.
+      if (store !== undefined && ttlMs > 0) {
         const stored = await fromStore(key)
         if (stored !== undefined) return stored
       }

@@ -35,5 +35,6 @@ export function authOf(m2mTokenId: string, overrides: Partial<M2MAuth> = {}): M2
  * await store.set(key, cachedOf(tokenId(1)), 30_000)
  */
 export function cachedOf(m2mTokenId: string): CachedVerification {
-  return { auth: authOf(m2mTokenId), expiresAt: Date.now() + 30_000 }
+  const now = Date.now()
+  return { auth: authOf(m2mTokenId), verifiedAt: now, expiresAt: now + 30_000 }
 }
