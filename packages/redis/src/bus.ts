@@ -1,6 +1,7 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import { callObserver, type RevocationBus } from '@m2m-guard/core'
 import { Cluster } from 'ioredis'
+import { checkHmacKey, macMatches } from './codec.js'
 import {
   type Connection,
   connectIfLazy,
@@ -31,7 +32,10 @@ export type RedisBusEvent =
   | { type: 'bus_publish_failed'; id: string; message: string; pending: number }
   /** Ids kept from failed publishes went out. */
   | { type: 'bus_pending_flushed'; ids: string[] }
-  /** With `hmacKey`: a revocation without a valid HMAC was ignored (someone else writes to Redis). */
+  /**
+   * With `hmacKey`: a revocation whose HMAC verifies under none of its secrets was ignored
+   * (someone else writes to Redis, or an instance signs with a secret this one does not accept).
+   */
   | { type: 'bus_unauthenticated'; source: 'message' | 'record' }
 
 /**
@@ -61,8 +65,19 @@ export interface RedisRevocationBusOptions extends RedisConnectionOptions {
    * A secret (≥ 32 characters) every instance shares: revocations carry its HMAC, and ones
    * without it are ignored. Without it, whoever can publish to Redis can make every instance
    * reject a valid token (never accept an invalid one). The store's `hmacKey` may be the same.
+   *
+   * To rotate it, pass a non-empty array of secrets (each ≥ 32 characters): the first signs the
+   * revocations this instance publishes, and a revocation (message or record entry) is accepted
+   * when its HMAC verifies under any of them. A rolling rotation goes `[old, new]` everywhere,
+   * then `[new, old]`, then `new`; see the README ("Rotating hmacKey"). Messages and record
+   * entries are the same as with a single string.
+   *
+   * @example
+   * // Rotation step 1 of 3, on every instance: the old secret still signs, the new one is
+   * // accepted already. Step 2: [newSecret, oldSecret]. Step 3: newSecret.
+   * redisRevocationBus({ url, hmacKey: [oldSecret, newSecret] })
    */
-  hmacKey?: string
+  hmacKey?: string | readonly string[]
   onEvent?: (event: RedisBusEvent) => void
   /** Injectable clock for tests. @defaultValue Date.now */
   now?: () => number
@@ -106,7 +121,8 @@ const MESSAGE_VERSION = 1
  * @param [options.channel] - pub/sub channel, default `${prefix}:revocations`.
  * @param [options.retentionMs=3600000] - life of the record; ≥ the longest cache ttlMs.
  * @param [options.resyncIntervalMs=5000] - periodic catch-up read; 0 disables.
- * @param [options.hmacKey] - shared secret that authenticates revocations.
+ * @param [options.hmacKey] - shared secret that authenticates revocations, or a list of them
+ * while rotating (the first signs, any verifies).
  * @param [options.commandTimeoutMs=200] - deadline of one Redis command.
  * @throws {TypeError} when an option is invalid (names the option).
  * @example
@@ -133,24 +149,21 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
   if (!Number.isFinite(resyncIntervalMs) || resyncIntervalMs < 0) {
     throw new TypeError(`${who}: resyncIntervalMs must be ≥ 0 (0 disables)`)
   }
-  const hmacKey = options.hmacKey
-  if (hmacKey !== undefined && (typeof hmacKey !== 'string' || hmacKey.length < 32)) {
-    throw new TypeError(`${who}: hmacKey must be a secret of at least 32 characters`)
-  }
+  const hmacKeys = checkHmacKey(options.hmacKey, who)
+  /** Signs what this instance publishes; the other secrets only verify (a rotation in progress). */
+  const hmacKey = hmacKeys?.[0]
   const now = options.now ?? Date.now
   const onEvent = options.onEvent
   const recordKey = `${prefix}:revoked`
   // Bound to the channel, so a revocation signed for one fleet is not accepted by another.
+  const macUnder = (key: string, m2mTokenId: string): string =>
+    createHmac('sha256', key).update(`${channel}\n${m2mTokenId}`).digest('base64url')
   const macOf = (m2mTokenId: string): string =>
-    hmacKey === undefined
-      ? ''
-      : createHmac('sha256', hmacKey).update(`${channel}\n${m2mTokenId}`).digest('base64url')
+    hmacKey === undefined ? '' : macUnder(hmacKey, m2mTokenId)
   const authentic = (m2mTokenId: string, mac: string | undefined): boolean => {
-    if (hmacKey === undefined) return true
+    if (hmacKeys === undefined) return true
     if (mac === undefined) return false
-    const expected = Buffer.from(macOf(m2mTokenId))
-    const actual = Buffer.from(mac)
-    return actual.length === expected.length && timingSafeEqual(actual, expected)
+    return macMatches(hmacKeys, mac, (key) => macUnder(key, m2mTokenId))
   }
 
   const conn: Connection = openConnection(options, who)

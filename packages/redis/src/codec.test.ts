@@ -48,6 +48,20 @@ describe('codec', () => {
     )
   })
 
+  it('while rotating, signs with the first secret and accepts a value signed with any', () => {
+    const old = { hmacKey: 'o'.repeat(32), maxValueBytes: 32_768 }
+    const next = { hmacKey: 'n'.repeat(32), maxValueBytes: 32_768 }
+    const both = { hmacKey: ['o'.repeat(32), 'n'.repeat(32)], maxValueBytes: 32_768 }
+    const newOnly = { hmacKey: ['n'.repeat(32)], maxValueBytes: 32_768 }
+    // Same wire format: a list signs exactly like its first secret alone.
+    expect(encodeEntry(key, entry, both)).toBe(encodeEntry(key, entry, old))
+    expect(decodeEntry(key, encodeEntry(key, entry, old), both)).toEqual(entry)
+    expect(decodeEntry(key, encodeEntry(key, entry, next), both)).toEqual(entry)
+    expect(decodeEntry(key, encodeEntry(key, entry, next), newOnly)).toEqual(entry)
+    expect(() => decodeEntry(key, encodeEntry(key, entry, old), newOnly)).toThrow(/HMAC/)
+    expect(() => decodeEntry(key, encodeEntry(key, entry, codec), both)).toThrow(/HMAC/)
+  })
+
   it('refuses a flipped byte under an HMAC', () => {
     const signed = { hmacKey: 'k'.repeat(32), maxValueBytes: 32_768 }
     const value = encodeEntry(key, entry, signed)

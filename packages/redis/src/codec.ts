@@ -4,16 +4,72 @@ import { RedisTierError } from './errors.js'
 
 /**
  * Wire format of a stored value: `m2mg2.<mac>.<json>`, where `<mac>` is the base64url
- * HMAC-SHA256 of `<key>\n<json>` when an `hmacKey` is set, else `-`. The version prefix makes a
- * foreign value (another app's key under our prefix) a miss instead of a guess; binding the MAC
- * to the key stops a valid identity from being copied under the hash of another token.
+ * HMAC-SHA256 of `<key>\n<json>` under the first `hmacKey` secret when one is set, else `-`. A
+ * reader accepts the MAC of any of its secrets, so keys rotate without a new format. The version
+ * prefix makes a foreign value (another app's key under our prefix) a miss instead of a guess;
+ * binding the MAC to the key stops a valid identity from being copied under the hash of another
+ * token.
  */
 const VERSION = 'm2mg2'
 
 /** @internal */
 export interface CodecOptions {
-  hmacKey: string | undefined
+  /** One secret, or several (the first signs, any verifies), as `checkHmacKey` returns them. */
+  hmacKey: string | readonly string[] | undefined
   maxValueBytes: number
+}
+
+/**
+ * @internal Validates the `hmacKey` option of the store and the bus, and returns its secrets in
+ * order (a copy: the caller's array may change later), or `undefined` without one. A single
+ * string is a list of one. Messages name the option and the position, never a secret.
+ */
+export function checkHmacKey(value: unknown, who: string): readonly string[] | undefined {
+  if (value === undefined) return undefined
+  if (typeof value === 'string') {
+    if (value.length < 32) {
+      throw new TypeError(`${who}: hmacKey must be a secret of at least 32 characters`)
+    }
+    return [value]
+  }
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new TypeError(
+      `${who}: hmacKey must be a secret of at least 32 characters, or a non-empty array of them`,
+    )
+  }
+  const keys: string[] = []
+  // Index loop: a sparse array's holes are undefined here, and refused, not skipped.
+  for (let i = 0; i < value.length; i++) {
+    const key: unknown = value[i]
+    if (typeof key !== 'string' || key.length < 32) {
+      throw new TypeError(`${who}: hmacKey[${i}] must be a secret of at least 32 characters`)
+    }
+    keys.push(key)
+  }
+  return keys
+}
+
+/** @internal The secrets of an `hmacKey` option value, in order; none without one. */
+export function hmacKeysOf(hmacKey: string | readonly string[] | undefined): readonly string[] {
+  if (hmacKey === undefined) return []
+  return typeof hmacKey === 'string' ? [hmacKey] : hmacKey
+}
+
+/**
+ * @internal Whether `actual` equals one of the MACs `expected` computes under each secret. Each
+ * comparison is constant-time; which secret matched (the signer's place in a rotation) is not
+ * secret, so the loop may stop at the first match.
+ */
+export function macMatches(
+  keys: readonly string[],
+  actual: string,
+  expected: (key: string) => string,
+): boolean {
+  const given = Buffer.from(actual)
+  return keys.some((k) => {
+    const wanted = Buffer.from(expected(k))
+    return given.length === wanted.length && timingSafeEqual(given, wanted)
+  })
 }
 
 function mac(hmacKey: string, key: string, json: string): string {
@@ -27,7 +83,9 @@ export function encodeEntry(key: string, entry: CachedVerification, options: Cod
     verifiedAt: entry.verifiedAt,
     expiresAt: entry.expiresAt,
   })
-  const value = `${VERSION}.${options.hmacKey ? mac(options.hmacKey, key, json) : '-'}.${json}`
+  // The first secret signs; the others only verify (a rotation in progress).
+  const signer = hmacKeysOf(options.hmacKey)[0]
+  const value = `${VERSION}.${signer === undefined ? '-' : mac(signer, key, json)}.${json}`
   if (Buffer.byteLength(value) > options.maxValueBytes) {
     throw new RedisTierError(
       'value_too_large',
@@ -55,12 +113,9 @@ export function decodeEntry(key: string, raw: string, options: CodecOptions): Ca
   if (second < 0 || raw.slice(0, first) !== VERSION) throw invalid('has an unknown format')
   const tag = raw.slice(first + 1, second)
   const json = raw.slice(second + 1)
-  if (options.hmacKey) {
-    const expected = Buffer.from(mac(options.hmacKey, key, json))
-    const actual = Buffer.from(tag)
-    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
-      throw invalid('failed its HMAC check')
-    }
+  const keys = hmacKeysOf(options.hmacKey)
+  if (keys.length > 0 && !macMatches(keys, tag, (k) => mac(k, key, json))) {
+    throw invalid('failed its HMAC check')
   }
   let parsed: unknown
   try {

@@ -1,6 +1,6 @@
 import type { CachedVerification, CacheStore } from '@m2m-guard/core'
 import type { RedisRevocationBus } from './bus.js'
-import { decodeEntry, encodeEntry } from './codec.js'
+import { checkHmacKey, decodeEntry, encodeEntry } from './codec.js'
 import { type Connection, openConnection, type RedisConnectionOptions } from './connection.js'
 import { RedisTierError } from './errors.js'
 import { checkPrefix, DEFAULT_PREFIX, isTokenId, looksLikeRawToken } from './names.js'
@@ -26,8 +26,18 @@ export interface RedisCacheStoreOptions extends RedisConnectionOptions {
    * A secret (≥ 32 characters) every instance shares: values carry an HMAC bound to their key,
    * so whoever can write to Redis still cannot plant an identity. Recommended when Redis is
    * reachable by anything but this fleet.
+   *
+   * To rotate it, pass a non-empty array of secrets (each ≥ 32 characters): the first signs
+   * what this instance writes, and a value is accepted when its HMAC verifies under any of them.
+   * A rolling rotation goes `[old, new]` everywhere, then `[new, old]`, then `new`; see the
+   * README ("Rotating hmacKey"). The stored format is the same as with a single string.
+   *
+   * @example
+   * // Rotation step 1 of 3, on every instance: the old secret still signs, the new one is
+   * // accepted already. Step 2: [newSecret, oldSecret]. Step 3: newSecret.
+   * redisCacheStore({ url, hmacKey: [oldSecret, newSecret] })
    */
-  hmacKey?: string
+  hmacKey?: string | readonly string[]
   /** Injectable clock for tests. @defaultValue Date.now */
   now?: () => number
 }
@@ -76,7 +86,8 @@ return 1`
  * @param [options.prefix='m2m-guard'] - key namespace; same as the bus's.
  * @param [options.revocationBus] - the fleet's `redisRevocationBus`.
  * @param [options.maxValueBytes=32768] - bound of one value.
- * @param [options.hmacKey] - shared secret that authenticates values.
+ * @param [options.hmacKey] - shared secret that authenticates values, or a list of them while
+ * rotating (the first signs, any verifies).
  * @param [options.commandTimeoutMs=200] - deadline of one Redis command.
  * @throws {TypeError} when an option is invalid (names the option).
  * @example
@@ -93,10 +104,7 @@ export function redisCacheStore(options: RedisCacheStoreOptions): RedisCacheStor
   if (!Number.isInteger(maxValueBytes) || maxValueBytes < 256 || maxValueBytes > 1_048_576) {
     throw new TypeError(`${who}: maxValueBytes must be an integer from 256 to 1048576`)
   }
-  const hmacKey = options.hmacKey
-  if (hmacKey !== undefined && (typeof hmacKey !== 'string' || hmacKey.length < 32)) {
-    throw new TypeError(`${who}: hmacKey must be a secret of at least 32 characters`)
-  }
+  const hmacKey = checkHmacKey(options.hmacKey, who)
   const now = options.now ?? Date.now
   const bus = options.revocationBus
   // Another bus (core's memory bus) has no retentionMs: every write's TTL would be NaN and
