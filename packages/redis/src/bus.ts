@@ -172,8 +172,9 @@ export function redisRevocationBus(options: RedisRevocationBusOptions): RedisRev
     conn.client instanceof Cluster ? conn.client.duplicate() : conn.client.duplicate()
   sub.on('error', () => {})
   // With lazyConnect nothing would connect: the bus sends no command to a connection that is not
-  // ready, and the subscriber (a duplicate, so lazy too) waits for its 'ready' to subscribe.
-  connectIfLazy(conn.client)
+  // ready, and the subscriber (a duplicate, so lazy too) waits for its 'ready' to subscribe. The
+  // subscriber is the bus's own; a client you passed is yours to connect.
+  if (conn.owned) connectIfLazy(conn.client)
   connectIfLazy(sub)
 
   const listeners = new Set<(m2mTokenId: string) => void>()

@@ -113,10 +113,13 @@ export function openConnection(options: RedisConnectionOptions, who: string): Co
       // A client that is not ready would queue the command (user clients may keep the offline
       // queue on): answer "unavailable" now and let the request go upstream.
       if (client.status !== 'ready') {
-        connectIfLazy(client)
+        const status = client.status
+        // Only a connection the tier opened: a client you pass is yours to connect (calling
+        // connect() on it here would make your own `await client.connect()` fail).
+        if (owned) connectIfLazy(client)
         throw new RedisTierError(
           'unavailable',
-          `Redis ${operation}: connection is ${client.status}; treated as a miss`,
+          `Redis ${operation}: connection is ${status}; treated as a miss`,
         )
       }
       if (Date.now() < coolUntil) {

@@ -274,13 +274,18 @@ describe.skipIf(skipRedis)('redisCacheStore against redis-server', () => {
     expect(await store.get(key(3))).toBeDefined()
   })
 
-  it('connects a lazyConnect client, its own or one from url + redisOptions', async () => {
+  it('connects a lazyConnect connection it opened, and leaves one you pass to you', async () => {
     const client = new Redis(server.url, { lazyConnect: true })
     client.on('error', () => {})
     try {
       const shared = open({ client })
       const owned = open({ redisOptions: { lazyConnect: true } })
-      // The first command answers unavailable and starts connecting; later ones go through.
+      // Yours: a miss, and not connected behind your back (your own connect() must still work).
+      await expect(shared.get(key(1))).rejects.toMatchObject({ code: 'unavailable' })
+      expect(client.status).toBe('wait')
+      await client.connect()
+      // Its own: the first command answers unavailable and starts connecting; later ones go
+      // through.
       for (const store of [shared, owned]) {
         await eventually(() => store.set(key(1), entry(), 30_000))
         expect(await store.get(key(1))).toBeDefined()
