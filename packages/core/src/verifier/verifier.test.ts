@@ -1178,8 +1178,15 @@ describe('revoke, invalidate, revocation bus, shared store', () => {
     await new Promise((resolve) => setTimeout(resolve, 0))
     expect(store.size).toBe(1)
     const before = fx.upstreamVerifies()
-    await fx.verifier({ cache: { store } }).verify(token)
+    const events: M2MEvent[] = []
+    await fx.verifier({ cache: { store }, onEvent: (e) => events.push(e) }).verify(token)
     expect(fx.upstreamVerifies() - before).toBe(1)
+    // Reported, so that sharing does not stop unseen while a clock is off.
+    expect(events).toContainEqual({
+      type: 'store_error',
+      operation: 'get',
+      message: 'RangeError (stamped_ahead_of_clock)',
+    })
   })
 
   test('store keys are namespaced hashes, never the token', async () => {

@@ -481,7 +481,13 @@ export function createM2MVerifier(options: M2MVerifierOptions = {}): M2MVerifier
     // must not stretch this one's revocation bound. An entry from a clock well ahead is refused
     // rather than trusted for the size of the gap.
     const { verifiedAt } = stored
-    if (t - verifiedAt >= ttlMs || verifiedAt - t > MAX_STORE_CLOCK_AHEAD_MS) return undefined
+    if (verifiedAt - t > MAX_STORE_CLOCK_AHEAD_MS) {
+      // Said out loud: otherwise sharing would quietly stop while one instance's clock is off.
+      const ahead = new RangeError('store entry is stamped ahead of this clock; treated as a miss')
+      storeError('get', Object.assign(ahead, { code: 'stamped_ahead_of_clock' }))
+      return undefined
+    }
+    if (t - verifiedAt >= ttlMs) return undefined
     const expiresAt = Math.min(stored.expiresAt, verifiedAt + ttlMs)
     if (t >= expiresAt || (auth.expiration !== null && t >= auth.expiration)) return undefined
     if (isRevoked(auth.id)) {
