@@ -1,4 +1,3 @@
-import { connect, createServer, type Socket } from 'node:net'
 import type { M2MAuth } from '@m2m-guard/core'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -15,7 +14,6 @@ import { authOf, tokenId } from './support/fixtures.js'
 import {
   type CuttableProxy,
   eventually,
-  freePort,
   type RedisServer,
   skipRedis,
   startProxy,
@@ -34,50 +32,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
   })
   return Promise.race([promise, late]).finally(() => clearTimeout(timer))
-}
-
-/**
- * A proxy in front of Redis that holds Redis's answers for `delayMs` after the first SUBSCRIBE
- * it forwards: a reply slower than the command timeout while the connection stays up.
- */
-async function startSlowSubscribeProxy(
-  targetPort: number,
-  delayMs: number,
-): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<Socket>()
-  let delayed = false
-  const server = createServer((client) => {
-    const upstream = connect(targetPort, '127.0.0.1')
-    let holdUntil = 0
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.once('close', () => sockets.delete(s))
-      s.on('error', () => {})
-    }
-    client.on('data', (data: Buffer) => {
-      if (!delayed && /subscribe/i.test(data.toString())) {
-        delayed = true
-        holdUntil = Date.now() + delayMs
-      }
-      upstream.write(data)
-    })
-    upstream.on('data', (data: Buffer) => {
-      const wait = holdUntil - Date.now()
-      if (wait > 0) setTimeout(() => client.write(data), wait)
-      else client.write(data)
-    })
-    client.once('close', () => upstream.destroy())
-    upstream.once('close', () => client.destroy())
-  })
-  const port = await freePort()
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async close() {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    },
-  }
 }
 
 describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
@@ -389,7 +343,7 @@ describe.skipIf(skipRedis)('redisRevocationBus against redis-server', () => {
   })
 
   it('a SUBSCRIBE that times out while the connection stays up is retried', async () => {
-    const proxy = await startSlowSubscribeProxy(server.port, 1_500)
+    const proxy = await startProxy(server.port, { holdAfterFirstSubscribeMs: 1_500 })
     closers.push(proxy)
     // ioredis's own deadline (300 + 100 ms) rejects the SUBSCRIBE; the socket stays up.
     const b = bus({ url: proxy.url, commandTimeoutMs: 300, resyncIntervalMs: 200 })

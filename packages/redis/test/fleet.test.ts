@@ -7,7 +7,6 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { createInterface, type Interface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import {
-  type CacheStore,
   createM2MClient,
   createM2MVerifier,
   type M2MEvent,
@@ -17,6 +16,7 @@ import { type Emulator, type EmulatorMachine, startEmulator } from '@m2m-guard/e
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { redisCacheStore, redisRevocationBus } from '../src/index.js'
+import { trackWrites } from './support/fixtures.js'
 import {
   eventually,
   type RedisServer,
@@ -97,18 +97,8 @@ describe.skipIf(skipRedis)('fleets of verifiers sharing Redis', () => {
     // A generous deadline: CI runs every suite at once on two cores.
     const bus = redisRevocationBus({ url, resyncIntervalMs: 0, commandTimeoutMs: 2_000 })
     const redisStore = redisCacheStore({ url, revocationBus: bus, commandTimeoutMs: 2_000 })
-    const writes = new Set<Promise<void>>()
     // Tracks the verifier's background writes so a test can wait for them.
-    const store: CacheStore = {
-      get: (key) => redisStore.get(key),
-      set: (key, value, ttl) => {
-        const write = redisStore.set(key, value, ttl)
-        writes.add(write)
-        write.finally(() => writes.delete(write)).catch(() => {})
-        return write
-      },
-      delete: (key) => redisStore.delete(key),
-    }
+    const { store, written } = trackWrites(redisStore)
     const verifier = createM2MVerifier({
       apiUrl: emulator.apiUrl,
       secretKey: emulator.secretKey,
@@ -123,9 +113,7 @@ describe.skipIf(skipRedis)('fleets of verifiers sharing Redis', () => {
       try {
         return await verify(token)
       } finally {
-        // The verifier starts its write a few microtasks after answering.
-        await new Promise((resolve) => setImmediate(resolve))
-        await Promise.allSettled([...writes])
+        await written()
       }
     }
     cleanups.push(async () => {

@@ -4,7 +4,6 @@
  * one Redis through Sentinel; upstream calls are counted by the emulator.
  */
 import {
-  type CacheStore,
   createM2MClient,
   createM2MVerifier,
   type M2MEvent,
@@ -19,6 +18,7 @@ import {
   redisCacheStore,
   redisRevocationBus,
 } from '../src/index.js'
+import { trackWrites } from './support/fixtures.js'
 import {
   eventually,
   haveRedisCli,
@@ -84,17 +84,7 @@ describe.skipIf(skipRedis || (!haveRedisCli && !inCi))('on Redis Sentinel', () =
       revocationBus: bus,
       commandTimeoutMs: COMMAND_TIMEOUT_MS,
     })
-    const writes = new Set<Promise<void>>()
-    const store: CacheStore = {
-      get: (key) => redisStore.get(key),
-      set: (key, value, ttl) => {
-        const write = redisStore.set(key, value, ttl)
-        writes.add(write)
-        write.finally(() => writes.delete(write)).catch(() => {})
-        return write
-      },
-      delete: (key) => redisStore.delete(key),
-    }
+    const { store, written } = trackWrites(redisStore)
     const verifier = createM2MVerifier({
       apiUrl: emulator.apiUrl,
       secretKey: emulator.secretKey,
@@ -109,16 +99,7 @@ describe.skipIf(skipRedis || (!haveRedisCli && !inCi))('on Redis Sentinel', () =
       await Promise.all([redisStore.close(), bus.close()])
     })
     await bus.ready()
-    return {
-      verifier,
-      bus,
-      events,
-      async written() {
-        // The verifier starts its write a few microtasks after answering.
-        await new Promise((resolve) => setImmediate(resolve))
-        await Promise.allSettled([...writes])
-      },
-    }
+    return { verifier, bus, events, written }
   }
 
   beforeAll(async () => {

@@ -1,5 +1,5 @@
 /** Token ids and verified identities the Redis tests store, publish and compare. */
-import type { CachedVerification, M2MAuth } from '@m2m-guard/core'
+import type { CachedVerification, CacheStore, M2MAuth } from '@m2m-guard/core'
 
 /**
  * A well-formed token id, distinct per `n`.
@@ -37,4 +37,34 @@ export function authOf(m2mTokenId: string, overrides: Partial<M2MAuth> = {}): M2
 export function cachedOf(m2mTokenId: string): CachedVerification {
   const now = Date.now()
   return { auth: authOf(m2mTokenId), verifiedAt: now, expiresAt: now + 30_000 }
+}
+
+/**
+ * `inner` with its writes tracked: `written()` resolves once the writes the verifier started have
+ * landed (or failed), so another instance can then read them. The verifier writes a few
+ * microtasks after answering, in the background.
+ *
+ * @example
+ * const { store, written } = trackWrites(redisCacheStore({ url }))
+ * await verifier.verify(token)
+ * await written()
+ */
+export function trackWrites(inner: CacheStore): { store: CacheStore; written(): Promise<void> } {
+  const writes = new Set<Promise<void>>()
+  return {
+    store: {
+      get: (key) => inner.get(key),
+      set: (key, value, ttl) => {
+        const write = Promise.resolve(inner.set(key, value, ttl))
+        writes.add(write)
+        write.finally(() => writes.delete(write)).catch(() => {})
+        return write
+      },
+      delete: (key) => inner.delete(key),
+    },
+    async written() {
+      await new Promise((resolve) => setImmediate(resolve))
+      await Promise.allSettled([...writes])
+    },
+  }
 }

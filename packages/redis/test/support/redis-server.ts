@@ -123,9 +123,19 @@ export interface CuttableProxy {
   close(): Promise<void>
 }
 
-export async function startProxy(targetPort: number): Promise<CuttableProxy> {
+export async function startProxy(
+  targetPort: number,
+  options: {
+    /**
+     * Holds Redis's answers on a connection for this long after the first SUBSCRIBE the proxy
+     * forwards: a reply slower than the command timeout while the connection stays up.
+     */
+    holdAfterFirstSubscribeMs?: number
+  } = {},
+): Promise<CuttableProxy> {
   const sockets = new Set<Socket>()
   let refusing = false
+  let held = false
   const server: Server = createServer((client) => {
     if (refusing) {
       client.destroy()
@@ -137,8 +147,25 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
       s.once('close', () => sockets.delete(s))
       s.on('error', () => {})
     }
-    client.pipe(upstream)
-    upstream.pipe(client)
+    const holdMs = options.holdAfterFirstSubscribeMs
+    if (holdMs === undefined) {
+      client.pipe(upstream)
+      upstream.pipe(client)
+    } else {
+      let holdUntil = 0
+      client.on('data', (data: Buffer) => {
+        if (!held && /subscribe/i.test(data.toString())) {
+          held = true
+          holdUntil = Date.now() + holdMs
+        }
+        upstream.write(data)
+      })
+      upstream.on('data', (data: Buffer) => {
+        const wait = holdUntil - Date.now()
+        if (wait > 0) setTimeout(() => client.write(data), wait)
+        else client.write(data)
+      })
+    }
     client.once('close', () => upstream.destroy())
     upstream.once('close', () => client.destroy())
   })
@@ -179,67 +206,84 @@ export interface RedisClusterServer {
   stop(): Promise<void>
 }
 
-export async function startRedisCluster(): Promise<RedisClusterServer> {
-  assertRedisInCi()
+/**
+ * The processes of one multi-server deployment (a cluster, a Sentinel setup): a temporary
+ * directory, ports that are free and distinct, and one stop for all of them.
+ */
+async function processGroup(name: string): Promise<{
+  dir: string
+  port(): Promise<number>
+  launch(args: string[]): void
+  stop(): Promise<void>
+}> {
   const { mkdtempSync, rmSync } = await import('node:fs')
   const { tmpdir } = await import('node:os')
   const { join } = await import('node:path')
-  const dir = mkdtempSync(join(tmpdir(), 'm2m-guard-cluster-'))
-  const ports: number[] = []
-  const procs: ChildProcess[] = []
+  const dir = mkdtempSync(join(tmpdir(), `m2m-guard-${name}-`))
   const taken = new Set<number>()
-  const distinctPort = async (): Promise<number> => {
-    // Two quick freePort() calls may be handed the same port: keep them distinct.
-    for (;;) {
-      const port = await freePort()
-      if (!taken.has(port)) {
-        taken.add(port)
-        return port
+  const procs: ChildProcess[] = []
+  return {
+    dir,
+    async port() {
+      // Two quick freePort() calls may be handed the same port: keep them distinct.
+      for (;;) {
+        const port = await freePort()
+        if (!taken.has(port)) {
+          taken.add(port)
+          return port
+        }
       }
-    }
+    },
+    launch(args) {
+      const proc = spawn(redisServerBinary ?? 'redis-server', args, { stdio: 'ignore' })
+      children.add(proc)
+      proc.once('exit', () => children.delete(proc))
+      procs.push(proc)
+    },
+    async stop() {
+      await Promise.all(
+        procs.map(
+          (proc) =>
+            new Promise<void>((resolve) => {
+              if (proc.exitCode !== null) return resolve()
+              proc.once('exit', () => resolve())
+              proc.kill('SIGTERM')
+            }),
+        ),
+      )
+      rmSync(dir, { recursive: true, force: true })
+    },
   }
+}
+
+export async function startRedisCluster(): Promise<RedisClusterServer> {
+  assertRedisInCi()
+  const { join } = await import('node:path')
+  const group = await processGroup('cluster')
+  const { dir, stop } = group
+  const ports: number[] = []
   for (let i = 0; i < 3; i++) {
-    const port = await distinctPort()
-    const busPort = await distinctPort()
+    const port = await group.port()
+    const busPort = await group.port()
     ports.push(port)
-    const proc = spawn(
-      redisServerBinary ?? 'redis-server',
-      [
-        '--port',
-        String(port),
-        '--cluster-port',
-        String(busPort),
-        '--bind',
-        '127.0.0.1',
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        join(dir, `nodes-${port}.conf`),
-        '--dir',
-        dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    )
-    children.add(proc)
-    proc.once('exit', () => children.delete(proc))
-    procs.push(proc)
-  }
-  const stop = async () => {
-    await Promise.all(
-      procs.map(
-        (proc) =>
-          new Promise<void>((resolve) => {
-            if (proc.exitCode !== null) return resolve()
-            proc.once('exit', () => resolve())
-            proc.kill('SIGTERM')
-          }),
-      ),
-    )
-    rmSync(dir, { recursive: true, force: true })
+    group.launch([
+      '--port',
+      String(port),
+      '--cluster-port',
+      String(busPort),
+      '--bind',
+      '127.0.0.1',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      join(dir, `nodes-${port}.conf`),
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ])
   }
   try {
     for (const port of ports) {
@@ -305,58 +349,24 @@ function redisCli(port: number, ...args: string[]): string {
 
 export async function startRedisSentinel(): Promise<RedisSentinelServer> {
   assertRedisInCi()
-  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
+  const { writeFileSync } = await import('node:fs')
   const { join } = await import('node:path')
-  const dir = mkdtempSync(join(tmpdir(), 'm2m-guard-sentinel-'))
+  const group = await processGroup('sentinel')
+  const { dir, launch, stop } = group
   const name = 'm2m-guard-primary'
-  const taken = new Set<number>()
-  const distinctPort = async (): Promise<number> => {
-    for (;;) {
-      const port = await freePort()
-      if (!taken.has(port)) {
-        taken.add(port)
-        return port
-      }
-    }
-  }
-  const [primaryPort, replicaPort, sentinelPort] = [
-    await distinctPort(),
-    await distinctPort(),
-    await distinctPort(),
-  ] as [number, number, number]
-  const procs: ChildProcess[] = []
-  const launch = (args: string[]): void => {
-    const proc = spawn(redisServerBinary ?? 'redis-server', args, { stdio: 'ignore' })
-    children.add(proc)
-    proc.once('exit', () => children.delete(proc))
-    procs.push(proc)
-  }
-  const stop = async (): Promise<void> => {
-    await Promise.all(
-      procs.map(
-        (proc) =>
-          new Promise<void>((resolve) => {
-            if (proc.exitCode !== null) return resolve()
-            proc.once('exit', () => resolve())
-            proc.kill('SIGTERM')
-          }),
-      ),
-    )
-    rmSync(dir, { recursive: true, force: true })
-  }
-  const waitFor = async (what: string, ok: () => boolean, timeoutMs = 15_000): Promise<void> => {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
+  const primaryPort = await group.port()
+  const replicaPort = await group.port()
+  const sentinelPort = await group.port()
+  const waitFor = (what: string, ok: () => boolean, timeoutMs = 15_000): Promise<void> =>
+    eventually(() => {
+      let done = false
       try {
-        if (ok()) return
+        done = ok()
       } catch {
         // not up yet
       }
-      if (Date.now() > deadline) throw new Error(`Sentinel setup: ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-  }
+      if (!done) throw new Error(`Sentinel setup: ${what}`)
+    }, timeoutMs)
   const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
   const masterPort = (): number =>
     Number(redisCli(sentinelPort, 'sentinel', 'get-master-addr-by-name', name).split('\n')[1])
