@@ -103,6 +103,32 @@ function scriptedClient(...scripted: Array<() => Promise<never>>): {
   })
   return { client, calls: () => calls }
 }
+type StoreCall = { op: 'get' | 'set' | 'delete'; key: string; value?: CachedVerification }
+
+/** A memory store that records every call made to it (operation, key, value) before doing it. */
+function recordingStore(options: { now?: () => number } = {}): {
+  store: CacheStore
+  calls: StoreCall[]
+} {
+  const inner = memoryCacheStore(options)
+  const calls: StoreCall[] = []
+  const store: CacheStore = {
+    get(key) {
+      calls.push({ op: 'get', key })
+      return inner.get(key)
+    },
+    set(key, value, ttlMs) {
+      calls.push({ op: 'set', key, value })
+      inner.set(key, value, ttlMs)
+    },
+    delete(key) {
+      calls.push({ op: 'delete', key })
+      inner.delete(key)
+    },
+  }
+  return { store, calls }
+}
+
 const serverError = () => Promise.reject(new M2MApiError({ status: 500, errors: [] }))
 
 /**
@@ -1114,16 +1140,7 @@ describe('revoke, invalidate, revocation bus, shared store', () => {
   test('a JWT without jti is cached in memory but not written to the shared store', async () => {
     // Without an id no instance could revoke it by id, and the stores' decoders refuse it.
     const { publicKey, privateKey } = await generateKeyPair('RS256')
-    const writes: string[] = []
-    const inner = memoryCacheStore({ now: fx.clock.now })
-    const store: CacheStore = {
-      get: (k) => inner.get(k),
-      set(k, v, ttl) {
-        writes.push(v.auth.format)
-        inner.set(k, v, ttl)
-      },
-      delete: (k) => inner.delete(k),
-    }
+    const { store, calls } = recordingStore({ now: fx.clock.now })
     const verifier = fx.verifier({ jwt: { jwtKey: await exportSPKI(publicKey) }, cache: { store } })
     const nowS = Math.floor(fx.clock.t / 1000)
     const jwt = await new SignJWT({ scopes: fx.service.id })
@@ -1136,27 +1153,13 @@ describe('revoke, invalidate, revocation bus, shared store', () => {
     expect((await verifier.verify(jwt)).id).toBe('')
     await verifier.verify((await mint()).token)
     await new Promise((resolve) => setTimeout(resolve, 0))
+    const writes = calls.flatMap((c) => (c.op === 'set' ? [c.value?.auth.format] : []))
     expect(writes).toEqual(['opaque'])
     expect(verifier.stats().entries).toBe(2)
   })
 
   test('ttlMs 0 turns the shared tier off too: nothing read, nothing written', async () => {
-    const calls: string[] = []
-    const inner = memoryCacheStore({ now: fx.clock.now })
-    const store: CacheStore = {
-      get(k) {
-        calls.push('get')
-        return inner.get(k)
-      },
-      set(k, v, ttl) {
-        calls.push('set')
-        inner.set(k, v, ttl)
-      },
-      delete(k) {
-        calls.push('delete')
-        inner.delete(k)
-      },
-    }
+    const { store, calls } = recordingStore({ now: fx.clock.now })
     const { token } = await mint()
     await fx.verifier({ cache: { store } }).verify(token)
     await new Promise((resolve) => setTimeout(resolve, 0))
@@ -1190,25 +1193,11 @@ describe('revoke, invalidate, revocation bus, shared store', () => {
   })
 
   test('store keys are namespaced hashes, never the token', async () => {
-    const keys: string[] = []
-    const inner = memoryCacheStore()
-    const store: CacheStore = {
-      get(k) {
-        keys.push(k)
-        return inner.get(k)
-      },
-      set(k, v, ttl) {
-        keys.push(k)
-        inner.set(k, v, ttl)
-      },
-      delete(k) {
-        keys.push(k)
-        inner.delete(k)
-      },
-    }
+    const { store, calls } = recordingStore()
     const { token } = await mint()
     await fx.verifier({ cache: { store } }).verify(token)
     await new Promise((resolve) => setTimeout(resolve, 0))
+    const keys = calls.map((c) => c.key)
     expect(keys.length).toBeGreaterThan(0)
     for (const k of keys) {
       expect(k).toMatch(/^m2m-guard:v2:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{43}$/)
