@@ -6,7 +6,7 @@ import { decodeEntry, encodeEntry } from './codec.js'
 import { RedisTierError } from './errors.js'
 import { looksLikeRawToken } from './names.js'
 
-const codec = { hmacKey: undefined, maxValueBytes: 32_768 }
+const codec = { hmacKeys: [], maxValueBytes: 32_768 }
 const key = `m2m-guard:v1:0123456789abcdef:${'h'.repeat(43)}`
 const entry: CachedVerification = {
   auth: {
@@ -25,7 +25,7 @@ const entry: CachedVerification = {
 describe('codec', () => {
   it('round-trips an entry, with and without an HMAC', () => {
     expect(decodeEntry(key, encodeEntry(key, entry, codec), codec)).toEqual(entry)
-    const signed = { hmacKey: 'k'.repeat(32), maxValueBytes: 32_768 }
+    const signed = { hmacKeys: ['k'.repeat(32)], maxValueBytes: 32_768 }
     expect(decodeEntry(key, encodeEntry(key, entry, signed), signed)).toEqual(entry)
   })
 
@@ -49,10 +49,10 @@ describe('codec', () => {
   })
 
   it('while rotating, signs with the first secret and accepts a value signed with any', () => {
-    const old = { hmacKey: 'o'.repeat(32), maxValueBytes: 32_768 }
-    const next = { hmacKey: 'n'.repeat(32), maxValueBytes: 32_768 }
-    const both = { hmacKey: ['o'.repeat(32), 'n'.repeat(32)], maxValueBytes: 32_768 }
-    const newOnly = { hmacKey: ['n'.repeat(32)], maxValueBytes: 32_768 }
+    const old = { hmacKeys: ['o'.repeat(32)], maxValueBytes: 32_768 }
+    const next = { hmacKeys: ['n'.repeat(32)], maxValueBytes: 32_768 }
+    const both = { hmacKeys: ['o'.repeat(32), 'n'.repeat(32)], maxValueBytes: 32_768 }
+    const newOnly = { hmacKeys: ['n'.repeat(32)], maxValueBytes: 32_768 }
     // Same wire format: a list signs exactly like its first secret alone.
     expect(encodeEntry(key, entry, both)).toBe(encodeEntry(key, entry, old))
     expect(decodeEntry(key, encodeEntry(key, entry, old), both)).toEqual(entry)
@@ -63,7 +63,7 @@ describe('codec', () => {
   })
 
   it('refuses a flipped byte under an HMAC', () => {
-    const signed = { hmacKey: 'k'.repeat(32), maxValueBytes: 32_768 }
+    const signed = { hmacKeys: ['k'.repeat(32)], maxValueBytes: 32_768 }
     const value = encodeEntry(key, entry, signed)
     const tampered = value.replace('mch_caller', 'mch_admin0')
     expect(() => decodeEntry(key, tampered, signed)).toThrow(/HMAC/)

@@ -14,8 +14,8 @@ const VERSION = 'm2mg2'
 
 /** @internal */
 export interface CodecOptions {
-  /** One secret, or several (the first signs, any verifies), as `checkHmacKey` returns them. */
-  hmacKey: string | readonly string[] | undefined
+  /** The secrets as `checkHmacKey` returns them (the first signs, any verifies); none: unsigned. */
+  hmacKeys: readonly string[]
   maxValueBytes: number
 }
 
@@ -49,12 +49,6 @@ export function checkHmacKey(value: unknown, who: string): readonly string[] | u
   return keys
 }
 
-/** @internal The secrets of an `hmacKey` option value, in order; none without one. */
-export function hmacKeysOf(hmacKey: string | readonly string[] | undefined): readonly string[] {
-  if (hmacKey === undefined) return []
-  return typeof hmacKey === 'string' ? [hmacKey] : hmacKey
-}
-
 /**
  * @internal Whether `actual` equals one of the MACs `expected` computes under each secret. Each
  * comparison is constant-time; which secret matched (the signer's place in a rotation) is not
@@ -84,7 +78,7 @@ export function encodeEntry(key: string, entry: CachedVerification, options: Cod
     expiresAt: entry.expiresAt,
   })
   // The first secret signs; the others only verify (a rotation in progress).
-  const signer = hmacKeysOf(options.hmacKey)[0]
+  const signer = options.hmacKeys[0]
   const value = `${VERSION}.${signer === undefined ? '-' : mac(signer, key, json)}.${json}`
   if (Buffer.byteLength(value) > options.maxValueBytes) {
     throw new RedisTierError(
@@ -113,7 +107,7 @@ export function decodeEntry(key: string, raw: string, options: CodecOptions): Ca
   if (second < 0 || raw.slice(0, first) !== VERSION) throw invalid('has an unknown format')
   const tag = raw.slice(first + 1, second)
   const json = raw.slice(second + 1)
-  const keys = hmacKeysOf(options.hmacKey)
+  const keys = options.hmacKeys
   if (keys.length > 0 && !macMatches(keys, tag, (k) => mac(k, key, json))) {
     throw invalid('failed its HMAC check')
   }

@@ -104,7 +104,7 @@ export function redisCacheStore(options: RedisCacheStoreOptions): RedisCacheStor
   if (!Number.isInteger(maxValueBytes) || maxValueBytes < 256 || maxValueBytes > 1_048_576) {
     throw new TypeError(`${who}: maxValueBytes must be an integer from 256 to 1048576`)
   }
-  const hmacKey = checkHmacKey(options.hmacKey, who)
+  const hmacKeys = checkHmacKey(options.hmacKey, who) ?? []
   const now = options.now ?? Date.now
   const bus = options.revocationBus
   // Another bus (core's memory bus) has no retentionMs: every write's TTL would be NaN and
@@ -119,7 +119,7 @@ export function redisCacheStore(options: RedisCacheStoreOptions): RedisCacheStor
       `${who}: revocationBus must be a redisRevocationBus (isRevoked, subscribe and a positive retentionMs)`,
     )
   }
-  const codec = { hmacKey, maxValueBytes }
+  const codec = { hmacKeys, maxValueBytes }
   const conn: Connection = openConnection(options, who)
 
   const valueKey = (key: string): string => {
